@@ -18,6 +18,10 @@ export interface ValidationIssue {
 export interface DocumentRef {
   /** 1-based index of the document in its file/stream, when known. */
   index?: number;
+  /** 1-based index of the item inside a `List` document. */
+  item?: number;
+  /** 1-based line where the document starts. */
+  line?: number;
   kind?: string;
   name?: string;
   namespace?: string;
@@ -26,14 +30,17 @@ export interface DocumentRef {
 }
 
 export function describeDocument(ref: DocumentRef): string {
-  const parts: string[] = [];
-  if (ref.source !== undefined) parts.push(ref.source);
-  if (ref.index !== undefined) parts.push(`document ${ref.index}`);
+  // e.g. `policies.yaml: document 2, item 3 (line 14), NetworkPolicy "prod/allow-db"`
+  let where = "";
+  if (ref.index !== undefined) where += `document ${ref.index}`;
+  if (ref.item !== undefined) where += `${where === "" ? "" : ", "}item ${ref.item}`;
+  if (ref.line !== undefined) where += ` (line ${ref.line})`;
+  where = where.trim();
+  if (ref.source !== undefined) where = where === "" ? ref.source : `${ref.source}: ${where}`;
   const what = ref.kind ?? "resource";
   const name =
     ref.name !== undefined ? ` "${ref.namespace !== undefined ? `${ref.namespace}/` : ""}${ref.name}"` : "";
-  const head = parts.length > 0 ? `${parts.join(" ")} (${what}${name})` : `${what}${name}`;
-  return head;
+  return where === "" ? `${what}${name}` : `${where}, ${what}${name}`;
 }
 
 export function formatValue(value: unknown): string {

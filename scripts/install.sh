@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything calico-ts needs on a fresh Debian 12 machine (run as root):
+# the Debian packages its build and tests use, then the npm dependencies, then the build.
+# Idempotent: safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages. Keep this list in step with what the tests use.
+#  - python3, make, g++: node-gyp builds better-sqlite3's native addon when no prebuilt binary
+#    can be fetched (this machine reaches only the npm registry and Debian's packages).
+#  - iproute2, nftables: the kernel tooling the dataplane and lab use.
+#  - sqlite3: the sqlite CLI, handy for inspecting the embedded datastore file.
+APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: missing Debian packages (${missing[*]}); run as root to install them" >&2
+    exit 1
+  fi
+  echo "install.sh: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj < 20) { console.error("calico-ts needs Node.js >= 20 (found " + process.version + ")"); process.exit(1); }'
+
+echo "install.sh: installing npm dependencies"
+npm ci --no-audit --no-fund --loglevel=error
+echo "install.sh: building"
+npm run --silent build
