@@ -8,13 +8,11 @@ import { LineCounter, parseAllDocuments } from "yaml";
 import { CalicoError } from "../errors.js";
 import { checkKnownFields, checkLabels, checkStringMap, isRecord, Issues } from "./check.js";
 import { isDNS1123Label, isDNS1123Subdomain, DNS1123_LABEL_HINT, DNS1123_SUBDOMAIN_HINT } from "./check.js";
-import { convertK8sNetworkPolicy } from "./k8s-network-policy.js";
+import { convertK8sNetworkPolicy, K8S_NETWORKING_API_VERSION } from "./k8s-network-policy.js";
 import { findKind, kindNames } from "./registry.js";
 import type { KindDef } from "./kinds/kind.js";
 import { API_VERSION, type AnyResource } from "./resource.js";
 import { ValidationError, type DocumentRef, type ValidationIssue } from "./validation.js";
-
-export const K8S_NETWORKING_API_VERSION = "networking.k8s.io/v1";
 
 /** One decoded, validated resource and where it came from. */
 export interface SourcedResource {
@@ -26,6 +24,8 @@ export interface SourcedResource {
 /** Raised when any document of an input fails to parse or validate; carries every failure. */
 export class InputError extends CalicoError {
   readonly failures: readonly ValidationError[];
+  /** How many documents (List items counted singly) the input held. */
+  readonly total: number;
 
   constructor(failures: readonly ValidationError[], total: number) {
     const head =
@@ -34,6 +34,7 @@ export class InputError extends CalicoError {
         : `${failures.length} of ${total} document(s) are invalid; nothing was written`;
     super("INPUT_INVALID", `${head}\n${failures.map((f) => f.message).join("\n")}`);
     this.failures = failures;
+    this.total = total;
   }
 }
 
@@ -75,7 +76,7 @@ function readDocuments(text: string, source: string | undefined): RawDocument[] 
   for (const doc of list) {
     const start = lines.linePos(doc.range[0]).line;
     const issues: ValidationIssue[] = doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
+      const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
       const at = pos !== undefined ? `line ${pos.line}, column ${pos.col}` : "";
       return { path: at === "" ? "(document)" : at, message: `YAML/JSON syntax error: ${e.message}` };
     });

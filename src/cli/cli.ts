@@ -210,7 +210,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
       } catch (e) {
         if (!isInputError(e)) throw e;
         failures.push(...e.failures);
-        total += e.failures.length;
+        total += e.total;
       }
     }
     if (failures.length > 0) {
@@ -393,7 +393,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     .description("Show resources of a kind, as a table (default), wide table, YAML or JSON")
     .argument("<kind>", "resource kind, plural or short name (e.g. ippools, gnp, networkpolicy)")
     .argument("[names...]", "only these resources")
-    .option("-o, --output <format>", "ps (table) | wide | yaml | json", "ps")
+    .option("-o, --output <format>", "ps (or table) | wide | yaml | json", "ps")
     .option("-n, --namespace <ns>", "namespace (namespaced kinds; default: default)")
     .option("-A, --all-namespaces", "list across all namespaces")
     .option("--export", "omit cluster-specific metadata (resourceVersion, uid, creationTimestamp)")
@@ -404,9 +404,11 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
         o: { output: string; namespace?: string; allNamespaces?: boolean; export?: boolean },
       ) => {
         const kind = kindOrUsage(kindName);
-        const format = o.output;
+        const format = o.output === "table" ? "ps" : o.output;
         if (!["ps", "wide", "yaml", "json"].includes(format)) {
-          throw new UsageError(`get: unknown output format "${format}"; use ps, wide, yaml or json`);
+          throw new UsageError(
+            `get: unknown output format "${o.output}"; use ps (or table), wide, yaml or json`,
+          );
         }
         if (o.allNamespaces === true && o.namespace !== undefined) {
           throw new UsageError("get: give -n or -A, not both");
