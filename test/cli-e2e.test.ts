@@ -50,7 +50,7 @@ describe("calicoctl end to end on the embedded sqlite datastore", () => {
   test("applies the quickstart, reads it back as table and YAML", async () => {
     const apply = await calicoctl(["apply", "-f", join(examples, "quickstart.yaml")]);
     assert.equal(apply.code, 0, apply.stderr);
-    assert.match(apply.stdout, /^Successfully applied 11 resource\(s\)\n$/);
+    assert.match(apply.stdout, /^Successfully applied 10 resource\(s\)\n$/);
 
     const pools = await calicoctl(["get", "ippools"]);
     assert.equal(pools.code, 0);
