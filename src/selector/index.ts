@@ -30,3 +30,5 @@ export {
   selectorUniqueId,
   type Selector,
 } from "./selector.js";
+export { LabelIndex, type LabelIndexCallbacks, type LabelIndexStats } from "./label-index.js";
+export { anchorsOf, type Anchor } from "./anchors.js";
