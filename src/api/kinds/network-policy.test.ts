@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { Issues } from "../check.js";
 import { findKind } from "../registry.js";
 import { API_VERSION, type AnyResource } from "../resource.js";
@@ -12,6 +13,7 @@ import {
   STAGED_KUBERNETES_NETWORK_POLICY,
   STAGED_NETWORK_POLICY,
 } from "./network-policy.js";
+import { POLICY_KINDS } from "./policy.js";
 
 function res(
   kind: string,
@@ -597,6 +599,47 @@ void describe("kind registry names", () => {
         ["stagedglobalnetworkpolicies", false],
         ["stagedkubernetesnetworkpolicies", true],
       ],
+    );
+  });
+});
+
+void describe("robustness", () => {
+  void it("validate never throws on arbitrary specs, for every policy-side kind", () => {
+    const spec = fc.oneof(
+      fc.anything(),
+      fc.dictionary(
+        fc.constantFrom(
+          "tier",
+          "order",
+          "selector",
+          "types",
+          "ingress",
+          "egress",
+          "stagedAction",
+          "nets",
+          "podSelector",
+          "labelsToApply",
+          "preDNAT",
+        ),
+        fc.anything(),
+      ),
+      fc.record({
+        ingress: fc.array(
+          fc.dictionary(
+            fc.constantFrom("action", "protocol", "source", "destination", "icmp", "http", "ipVersion"),
+            fc.anything(),
+          ),
+        ),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...POLICY_KINDS), spec, (def, s) => {
+        const r = res(def.kind, "p", s, def.namespaced ? "ns" : undefined);
+        const issues = new Issues();
+        def.validate(r, issues);
+        if (issues.ok) def.withDefaults(r);
+      }),
+      { numRuns: 500 },
     );
   });
 });
