@@ -7,7 +7,11 @@ export CALICO_DATASTORE="${CALICO_DATASTORE:-sqlite:$PWD/.tour/calico-ts.db}"
 rm -rf .tour && mkdir -p .tour
 calicoctl() { node dist/src/cli/main.js "$@"; }
 run() {
-  echo "\$ calicoctl $*"
+  local shown=()
+  for a in "$@"; do
+    case "$a" in *[\ \{\"\']*) shown+=("'$a'") ;; *) shown+=("$a") ;; esac
+  done
+  echo "\$ calicoctl ${shown[*]}"
   calicoctl "$@"
   local rc=$?
   [ "$rc" -eq 0 ] || echo "(exit code $rc)"

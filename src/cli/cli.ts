@@ -473,13 +473,11 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
           throw new PatchError(`patch is not valid JSON/YAML: ${(e as Error).message}`);
         }
         const s = await getStore();
-        const updated = await s.update(kind.kind, name, o.namespace, (current) => {
+        await s.update(kind.kind, name, o.namespace, (current) => {
           const next = o.type === "json" ? jsonPatch(current, patch) : mergePatch(current, patch);
           return checkIdentity(kind, current, next);
         });
-        out(
-          `Successfully patched 1 '${kind.kind}' resource (${resourceId(kind.kind, name, updated.metadata.namespace)})`,
-        );
+        out(`Successfully patched 1 '${kind.kind}' resource`);
       },
     );
 
@@ -549,8 +547,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
       let clusterType = "unknown";
       try {
         const info = await (await getStore()).get("ClusterInformation", "default");
-        cluster = String(info.spec.calicoVersion ?? "unknown");
-        clusterType = String(info.spec.clusterType ?? "unknown");
+        if (typeof info.spec.calicoVersion === "string") cluster = info.spec.calicoVersion;
+        if (typeof info.spec.clusterType === "string") clusterType = info.spec.clusterType;
       } catch (e) {
         if (!isResourceNotFound(e)) throw e;
       }
