@@ -77,6 +77,8 @@ export const DatastoreErrorCode = {
   CLOSED: "DATASTORE_CLOSED",
   UNAVAILABLE: "DATASTORE_UNAVAILABLE",
   BAD_URL: "DATASTORE_BAD_URL",
+  /** A malformed argument: an empty or not well-formed key, a negative revision. */
+  INVALID_ARGUMENT: "DATASTORE_INVALID_ARGUMENT",
 } as const;
 export type DatastoreErrorCode = (typeof DatastoreErrorCode)[keyof typeof DatastoreErrorCode];
 
@@ -95,3 +97,6 @@ export const isNotFound = (err: unknown): boolean => hasCode(err, DatastoreError
 export const isAlreadyExists = (err: unknown): boolean => hasCode(err, DatastoreErrorCode.ALREADY_EXISTS);
 export const isConflict = (err: unknown): boolean => hasCode(err, DatastoreErrorCode.CONFLICT);
 export const isCompacted = (err: unknown): boolean => hasCode(err, DatastoreErrorCode.REVISION_COMPACTED);
+export const isClosed = (err: unknown): boolean => hasCode(err, DatastoreErrorCode.CLOSED);
+export const isUnavailable = (err: unknown): boolean => hasCode(err, DatastoreErrorCode.UNAVAILABLE);
+export const isBadUrl = (err: unknown): boolean => hasCode(err, DatastoreErrorCode.BAD_URL);
