@@ -124,6 +124,16 @@ describe("calicoctl apply/get", () => {
     assert.equal(b?.[2], "true");
   });
 
+  test("custom-columns picks any table column", async () => {
+    await ctl(["apply", "-f", file("pools.yaml", POOLS)]);
+    const g = await ctl(["get", "ippools", "-o", "custom-columns=NAME,NAT,cidr"]);
+    assert.equal(g.code, ExitCode.OK, g.stderr);
+    assert.match(g.stdout, /^NAME\s+NAT\s+CIDR\npool-a\s+false\s+198\.19\.0\.0\/20\n/);
+    const bad = await ctl(["get", "ippools", "-o", "custom-columns=NAME,COLOUR"]);
+    assert.equal(bad.code, ExitCode.USAGE);
+    assert.match(bad.stderr, /unknown column\(s\) COLOUR for IPPool; available: NAME, NAMESPACE, CIDR/);
+  });
+
   test("every alias of a kind works", async () => {
     await ctl(["apply", "-f", file("pools.yaml", POOLS)]);
     for (const alias of ["ippool", "ippools", "ipp", "ipps", "pool", "pools", "IPPool", "IPPools"]) {

@@ -25,7 +25,7 @@ import {
 import type { KindDef } from "../api/kinds/kind.js";
 import { KINDS } from "../api/registry.js";
 import { CALICO_TS_VERSION } from "../version.js";
-import { columnsFor, renderTable } from "./columns.js";
+import { columnsFor, customColumns, renderTable, type Column } from "./columns.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 import { readInputs } from "./input.js";
 import { UsageError } from "./usage-error.js";
@@ -393,7 +393,11 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     .description("Show resources of a kind, as a table (default), wide table, YAML or JSON")
     .argument("<kind>", "resource kind, plural or short name (e.g. ippools, gnp, networkpolicy)")
     .argument("[names...]", "only these resources")
-    .option("-o, --output <format>", "ps (or table) | wide | yaml | json", "ps")
+    .option(
+      "-o, --output <format>",
+      "ps (or table) | wide | yaml | json | custom-columns=NAME,CIDR,...",
+      "ps",
+    )
     .option("-n, --namespace <ns>", "namespace (namespaced kinds; default: default)")
     .option("-A, --all-namespaces", "list across all namespaces")
     .option("--export", "omit cluster-specific metadata (resourceVersion, uid, creationTimestamp)")
@@ -405,9 +409,22 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
       ) => {
         const kind = kindOrUsage(kindName);
         const format = o.output === "table" ? "ps" : o.output;
-        if (!["ps", "wide", "yaml", "json"].includes(format)) {
+        let custom: Column[] | undefined;
+        if (format.startsWith("custom-columns=")) {
+          const names = format
+            .slice("custom-columns=".length)
+            .split(",")
+            .filter((n) => n !== "");
+          const cols = customColumns(kind.kind, names);
+          if (!Array.isArray(cols)) {
+            throw new UsageError(
+              `get: unknown column(s) ${cols.unknown.join(", ")} for ${kind.kind}; available: ${cols.known.join(", ")}`,
+            );
+          }
+          custom = cols;
+        } else if (!["ps", "wide", "yaml", "json"].includes(format)) {
           throw new UsageError(
-            `get: unknown output format "${o.output}"; use ps (or table), wide, yaml or json`,
+            `get: unknown output format "${o.output}"; use ps (or table), wide, yaml, json or custom-columns=...`,
           );
         }
         if (o.allNamespaces === true && o.namespace !== undefined) {
@@ -430,6 +447,10 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
           revision = res.revision;
         }
         if (o.export === true) items = items.map(exportView);
+        if (custom !== undefined) {
+          out(renderTable(custom, items));
+          return;
+        }
         if (format === "ps" || format === "wide") {
           out(
             renderTable(

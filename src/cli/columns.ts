@@ -203,6 +203,22 @@ export function columnsFor(
   return cols;
 }
 
+/**
+ * `-o custom-columns=NAME,CIDR,...`: any of the kind's ps/wide headers (plus NAME and
+ * NAMESPACE), in the order given. Returns the unknown names instead when there are any.
+ */
+export function customColumns(
+  kind: string,
+  names: readonly string[],
+): Column[] | { unknown: string[]; known: string[] } {
+  const def = COLUMNS[kind];
+  const pool = [NAME, NAMESPACE, ...(def?.ps ?? []), ...(def?.wide ?? [])];
+  const byHeader = new Map(pool.map((c) => [c.header, c]));
+  const unknown = names.filter((n) => !byHeader.has(n.toUpperCase()));
+  if (unknown.length > 0) return { unknown, known: [...byHeader.keys()] };
+  return names.map((n) => byHeader.get(n.toUpperCase())!);
+}
+
 /** Left-aligned columns separated by three spaces, as calicoctl's tabwriter prints them. */
 export function renderTable(cols: readonly Column[], rows: readonly AnyResource[]): string {
   const cells = [cols.map((c) => c.header), ...rows.map((r) => cols.map((c) => c.value(r)))];
