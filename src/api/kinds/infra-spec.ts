@@ -268,6 +268,19 @@ export function checkMACField(
   }
 }
 
+/** Whether `text` compiles as a (Go RE2-style) regular expression, approximated with JS RegExp. */
+export function regexpProblem(text: string): string | undefined {
+  // Go allows leading inline flags such as (?i); JS does not, so compile without them.
+  const flags = /^\(\?([imsU]+)\)/.exec(text);
+  const body = flags === null ? text : text.slice(flags[0].length);
+  try {
+    new RegExp(body, flags?.[1]?.includes("i") === true ? "i" : "");
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
 /** Linux interface name rule Calico applies (`^[a-zA-Z0-9_.-]{1,15}$`). */
 export const INTERFACE_NAME = /^[a-zA-Z0-9_.-]{1,15}$/;
 export const INTERFACE_NAME_HINT =

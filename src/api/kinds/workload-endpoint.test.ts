@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-floating-promises -- node:test tracks the promises describe/it return */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -136,7 +135,7 @@ describe("WorkloadEndpoint", () => {
     assert.deepEqual([...K.shortNames], ["workloadendpoint", "wep", "weps"]);
   });
 
-  it("accepts the example from Calico's WorkloadEndpoint reference unchanged", () => {
+  it("accepts an example modelled on Calico's WorkloadEndpoint reference", () => {
     const spec = {
       node: "rack1-host1",
       orchestrator: "k8s",
