@@ -15,6 +15,8 @@ import { API_VERSION, type AnyResource } from "../api/resource.js";
 import { isAlreadyExists, isConflict, isNotFound, type Datastore, type KV } from "./types.js";
 import { resourceKey, resourcePrefix } from "./keys.js";
 import { CALICO_TS_VERSION } from "../version.js";
+import { DEFAULT_TIER } from "../api/kinds/tier.js";
+import { DEFAULT_TIER_NAME } from "../api/kinds/network-policy.js";
 
 export const ResourceErrorCode = {
   NOT_FOUND: "RESOURCE_NOT_FOUND",
@@ -50,7 +52,6 @@ const POLICY_KINDS_WITH_TIER = new Set([
   "StagedNetworkPolicy",
   "StagedGlobalNetworkPolicy",
 ]);
-export const DEFAULT_TIER_NAME = "default";
 const MAX_CAS_RETRIES = 20;
 
 export class ResourceStore {
@@ -109,12 +110,7 @@ export class ResourceStore {
   async ensureBuiltins(): Promise<void> {
     if (this.builtinsChecked) return;
     const builtins: AnyResource[] = [
-      {
-        apiVersion: API_VERSION,
-        kind: "Tier",
-        metadata: { name: DEFAULT_TIER_NAME },
-        spec: { order: 1_000_000, defaultAction: "Deny" },
-      },
+      structuredClone(DEFAULT_TIER) as unknown as AnyResource,
       {
         apiVersion: API_VERSION,
         kind: "ClusterInformation",
