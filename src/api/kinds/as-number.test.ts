@@ -1,7 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { formatASDot, parseASNumber } from "./as-number.js";
+import { checkASNumberValue, formatASDot, parseASNumber } from "./as-number.js";
+import { Issues } from "../check.js";
 
 describe("AS numbers", () => {
   const good: [unknown, number][] = [
@@ -42,5 +43,11 @@ describe("AS numbers", () => {
         assert.equal(parseASNumber(formatASDot(as)), as);
       }),
     );
+  });
+
+  it("explains an unquoted dotted AS that YAML read as a fraction", () => {
+    const issues = new Issues();
+    checkASNumberValue(1.1, "spec.asNumber", issues);
+    assert.match(issues.list[0]?.message ?? "", /quote dotted AS numbers, e.g. "1.10"/);
   });
 });

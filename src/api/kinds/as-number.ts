@@ -33,7 +33,14 @@ export function formatASDot(as: number): string {
 
 export function checkASNumberValue(v: unknown, path: string, issues: Issues): number | undefined {
   const n = parseASNumber(v);
-  if (n === undefined) issues.add(path, `must be ${AS_NUMBER_HINT}`, v);
+  if (n === undefined) {
+    // YAML reads an unquoted 1.10 as the float 1.1; Calico rejects it too, so say why.
+    const hint =
+      typeof v === "number" && !Number.isInteger(v)
+        ? ' (quote dotted AS numbers, e.g. "1.10": unquoted, YAML reads them as decimal fractions)'
+        : "";
+    issues.add(path, `must be ${AS_NUMBER_HINT}${hint}`, v);
+  }
   return n;
 }
 
