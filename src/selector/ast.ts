@@ -89,62 +89,34 @@ const VALUE_OP_TEXT: Readonly<Record<LabelValueOp, string>> = {
 
 /** The canonical form of a node (Calico's `Selector.String()`). */
 export function canonicalString(node: SelectorNode): string {
-  const parts: string[] = [];
-  emit(node, parts);
-  return parts.join("");
-}
-
-function emit(node: SelectorNode, out: string[]): void {
   switch (node.kind) {
     case "all":
-      out.push("all()");
-      return;
+      return "all()";
     case "global":
-      out.push("global()");
-      return;
+      return "global()";
     case "has":
-      out.push("has(", node.label, ")");
-      return;
+      return `has(${node.label})`;
     case "eq":
     case "ne":
     case "contains":
     case "startsWith":
     case "endsWith":
-      out.push(node.label, " ", VALUE_OP_TEXT[node.kind], " ", quote(node.value));
-      return;
+      return `${node.label} ${VALUE_OP_TEXT[node.kind]} ${quote(node.value)}`;
     case "in":
     case "notIn":
-      out.push(
-        node.label,
-        node.kind === "in" ? " in {" : " not in {",
-        node.values.map(quote).join(", "),
-        "}",
-      );
-      return;
+      return `${node.label}${node.kind === "in" ? " in {" : " not in {"}${node.values.map(quote).join(", ")}}`;
     case "not":
-      out.push("!");
-      emit(node.operand, out);
-      return;
+      return `!${canonicalString(node.operand)}`;
     case "and":
     case "or": {
       const ops = node.operands;
       // The parser never builds empty chains; hand-built ones print as their identity.
-      if (ops.length === 0) {
-        out.push(node.kind === "and" ? "all()" : "!all()");
-        return;
-      }
-      if (ops.length === 1) {
-        emit(ops[0]!, out);
-        return;
-      }
+      if (ops.length === 0) return node.kind === "and" ? "all()" : "!all()";
+      if (ops.length === 1) return canonicalString(ops[0]!);
       const sep = node.kind === "and" ? " && " : " || ";
-      out.push("(");
-      ops.forEach((op, i) => {
-        if (i > 0) out.push(sep);
-        emit(op, out);
-      });
-      out.push(")");
-      return;
+      let out = "(" + canonicalString(ops[0]!);
+      for (let i = 1; i < ops.length; i++) out += sep + canonicalString(ops[i]!);
+      return out + ")";
     }
   }
 }

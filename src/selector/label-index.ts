@@ -51,8 +51,7 @@ interface Expr<S, I> {
   readonly keys: ReadonlySet<string>;
   readonly anchors: readonly Anchor[] | undefined;
   readonly ids: Set<S>;
-  readonly matches: Set<ItemData<S, I>>;
-  /** Matches as item IDs, for `itemsMatching` (kept in step with `matches`). */
+  /** IDs of the items the expression matches (item data is one map lookup away). */
   readonly matchIds: Set<I>;
   /** Dedupes candidates within one operation without allocating a Set. */
   stamp: number;
@@ -166,11 +165,11 @@ export class LabelIndex<SelectorId, ItemId> {
       expr.ids.add(id);
       if (old !== undefined) {
         old.ids.delete(id);
-        for (const item of old.matches) if (!expr.matches.has(item)) this.#onStopped?.(id, item.id);
-        for (const item of expr.matches) if (!old.matches.has(item)) this.#onStarted?.(id, item.id);
+        for (const iid of old.matchIds) if (!expr.matchIds.has(iid)) this.#onStopped?.(id, iid);
+        for (const iid of expr.matchIds) if (!old.matchIds.has(iid)) this.#onStarted?.(id, iid);
         if (old.ids.size === 0) this.#removeExpr(old);
       } else {
-        for (const item of expr.matches) this.#onStarted?.(id, item.id);
+        for (const iid of expr.matchIds) this.#onStarted?.(id, iid);
       }
     });
   }
@@ -181,7 +180,7 @@ export class LabelIndex<SelectorId, ItemId> {
     this.#guard(() => {
       this.#selectors.delete(id);
       expr.ids.delete(id);
-      for (const item of expr.matches) this.#onStopped?.(id, item.id);
+      for (const iid of expr.matchIds) this.#onStopped?.(id, iid);
       if (expr.ids.size === 0) this.#removeExpr(expr);
     });
   }
@@ -193,7 +192,6 @@ export class LabelIndex<SelectorId, ItemId> {
       keys: new Set(sel.labelKeys),
       anchors: anchorsOf(sel.root),
       ids: new Set(),
-      matches: new Set(),
       matchIds: new Set(),
       stamp: 0,
     };
@@ -211,7 +209,6 @@ export class LabelIndex<SelectorId, ItemId> {
     const consider = (item: ItemData<SelectorId, ItemId>): void => {
       this.#evaluations++;
       if (expr.evaluate(item.labels)) {
-        expr.matches.add(item);
         expr.matchIds.add(item.id);
         item.exprs.add(expr);
       }
@@ -282,7 +279,7 @@ export class LabelIndex<SelectorId, ItemId> {
         else for (const v of a.values) remove2(this.#exprsByKV, a.key, v, expr);
       }
     }
-    for (const item of expr.matches) item.exprs.delete(expr);
+    for (const iid of expr.matchIds) this.#items.get(iid)?.exprs.delete(expr);
   }
 
   // ---- items -----------------------------------------------------------------------------
@@ -324,7 +321,6 @@ export class LabelIndex<SelectorId, ItemId> {
       this.#unlinkParents(item);
       for (const k of Object.keys(item.labels)) remove2(this.#itemsByKV, k, item.labels[k]!, item);
       for (const expr of item.exprs) {
-        expr.matches.delete(item);
         expr.matchIds.delete(item.id);
         for (const sid of expr.ids) this.#onStopped?.(sid, item.id);
       }
@@ -427,12 +423,10 @@ export class LabelIndex<SelectorId, ItemId> {
       if (now === item.exprs.has(expr)) return;
       if (now) {
         item.exprs.add(expr);
-        expr.matches.add(item);
         expr.matchIds.add(item.id);
         for (const sid of expr.ids) this.#onStarted?.(sid, item.id);
       } else {
         item.exprs.delete(expr);
-        expr.matches.delete(item);
         expr.matchIds.delete(item.id);
         for (const sid of expr.ids) this.#onStopped?.(sid, item.id);
       }

@@ -67,6 +67,15 @@ export function describeAt(input: string, pos: number): string {
   return JSON.stringify(String.fromCodePoint(input.codePointAt(pos)!));
 }
 
+/** Operator words: kind, first word, optional second word (whitespace between is optional). */
+const OPERATOR_WORDS: readonly (readonly [TokenKind, string, string])[] = [
+  ["contains", "contains", ""],
+  ["starts with", "starts", "with"],
+  ["ends with", "ends", "with"],
+  ["not in", "not", "in"],
+  ["in", "in", ""],
+];
+
 /** Tokenizes the whole input; always ends with an `eof` token. */
 export function tokenize(input: string): Token[] {
   const tokens: Token[] = [];
@@ -199,14 +208,7 @@ export function tokenize(input: string): Token[] {
   function matchOperatorWord(at: number): { kind: TokenKind; end: number } | undefined {
     // Each word may be split by whitespace ("starts  with", "not in") or not ("startswith",
     // "notin") and must end at a word boundary, so "containsx" is not an operator.
-    const words: readonly [TokenKind, string, string][] = [
-      ["contains", "contains", ""],
-      ["starts with", "starts", "with"],
-      ["ends with", "ends", "with"],
-      ["not in", "not", "in"],
-      ["in", "in", ""],
-    ];
-    for (const [kind, first, second] of words) {
+    for (const [kind, first, second] of OPERATOR_WORDS) {
       if (!input.startsWith(first, at)) continue;
       let j = at + first.length;
       if (second !== "") {
