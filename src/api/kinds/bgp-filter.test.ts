@@ -19,19 +19,16 @@ describe("BGPFilter", () => {
         { action: "Reject", interface: "*.calico" },
       ],
       importV4: [
+        { action: "Accept", matchOperator: "In", cidr: "55.0.0.0/16", prefixLength: { min: 30 } },
         { action: "Reject", matchOperator: "NotIn", cidr: "44.0.0.0/16" },
-        { action: "Accept", matchOperator: "Equal", cidr: "44.0.0.0/16", prefixLength: { min: 16, max: 24 } },
       ],
       exportV6: [
-        { action: "Reject", matchOperator: "Equal", cidr: "9000::0/64" },
+        { action: "Reject", source: "RemotePeers" },
         { action: "Reject", interface: "*.calico" },
       ],
-      importV6: [
-        { action: "Accept", matchOperator: "NotEqual", cidr: "5000::0/64" },
-        { action: "Reject", source: "RemotePeers" },
-      ],
+      importV6: [{ action: "Accept", matchOperator: "Equal", cidr: "5000::0/64" }, { action: "Reject" }],
     };
-    assert.deepEqual(issuesFor(K, spec, "test-filter"), []);
+    assert.deepEqual(issuesFor(K, spec, "my-filter"), []);
   });
 
   const valid: [string, Record<string, unknown>][] = [

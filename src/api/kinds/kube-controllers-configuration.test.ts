@@ -12,7 +12,7 @@ describe("KubeControllersConfiguration", () => {
     assert.ok(K.shortNames.includes("kubecontrollersconfig"));
   });
 
-  it("accepts the example from Calico's reference unchanged", () => {
+  it("accepts the example from Calico's reference unchanged", { skip: SKIP_WITHOUT_SELECTORS }, () => {
     const spec = {
       logSeverityScreen: "Info",
       healthChecks: "Enabled",
@@ -23,16 +23,43 @@ describe("KubeControllersConfiguration", () => {
           reconcilerPeriod: "5m",
           leakGracePeriod: "15m",
           syncLabels: "Enabled",
-          hostEndpoint: { autoCreate: "Disabled" },
+          hostEndpoint: {
+            autoCreate: "Disabled",
+            createDefaultHostEndpoint: "Enabled",
+            templates: [
+              {
+                generateName: "custom-host-endpoint",
+                interfaceCIDRs: ["1.2.3.0/24"],
+                interfacePattern: "eth0|eth1",
+                nodeSelector: "has(my-label)",
+                labels: { key: "value" },
+              },
+            ],
+          },
         },
         policy: { reconcilerPeriod: "5m" },
         workloadEndpoint: { reconcilerPeriod: "5m" },
         serviceAccount: { reconcilerPeriod: "5m" },
         namespace: { reconcilerPeriod: "5m" },
-        loadBalancer: { assignIPs: "AllServices" },
+        loadbalancer: { assignIPs: "AllServices" },
       },
     };
     assert.deepEqual(issuesFor(K, spec, "default"), []);
+  });
+
+  it("stores the sample's lower-case loadbalancer under its API name", () => {
+    const out = K.withDefaults(
+      resource(K, { controllers: { loadbalancer: { assignIPs: "RequestedServicesOnly" } } }, "default"),
+    );
+    assert.deepEqual(out.spec, { controllers: { loadBalancer: { assignIPs: "RequestedServicesOnly" } } });
+  });
+
+  it("rejects both spellings of loadBalancer at once", () => {
+    const issues = issuesFor(K, { controllers: { loadbalancer: {}, loadBalancer: {} } }, "default");
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ["spec.controllers.loadbalancer"],
+    );
   });
 
   it("accepts auto host endpoint templates", { skip: SKIP_WITHOUT_SELECTORS }, () => {

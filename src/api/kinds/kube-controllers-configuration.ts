@@ -10,6 +10,7 @@ import {
   checkNumber,
   checkObject,
   checkStringValue,
+  isRecord,
   join,
   type Issues,
 } from "../check.js";
@@ -124,7 +125,17 @@ export function validateKubeControllersConfigurationSpec(
   const controllers = checkObject(spec, "controllers", path, issues);
   if (controllers === undefined) return;
   const cp = join(path, "controllers");
-  checkKnownFields(controllers, ["node", ...RECONCILED, "loadBalancer", "policyMigration"], cp, issues);
+  // Calico's own sample writes `loadbalancer`; Go's JSON decoding matches field names without
+  // regard to case, so Calico reads it as loadBalancer. We accept that spelling too.
+  checkKnownFields(
+    controllers,
+    ["node", ...RECONCILED, "loadBalancer", "loadbalancer", "policyMigration"],
+    cp,
+    issues,
+  );
+  if (controllers.loadBalancer !== undefined && controllers.loadbalancer !== undefined) {
+    issues.add(join(cp, "loadbalancer"), "duplicates loadBalancer; keep one", controllers.loadbalancer);
+  }
   const node = checkObject(controllers, "node", cp, issues);
   if (node !== undefined) {
     const np = join(cp, "node");
@@ -147,10 +158,11 @@ export function validateKubeControllersConfigurationSpec(
     checkKnownFields(c, ["reconcilerPeriod"], join(cp, name), issues);
     checkDuration(c, "reconcilerPeriod", join(cp, name), issues);
   }
-  const lb = checkObject(controllers, "loadBalancer", cp, issues);
-  if (lb !== undefined) {
-    checkKnownFields(lb, ["assignIPs"], join(cp, "loadBalancer"), issues);
-    checkEnum(lb, "assignIPs", join(cp, "loadBalancer"), ["AllServices", "RequestedServicesOnly"], issues);
+  for (const name of ["loadBalancer", "loadbalancer"]) {
+    const lb = checkObject(controllers, name, cp, issues);
+    if (lb === undefined) continue;
+    checkKnownFields(lb, ["assignIPs"], join(cp, name), issues);
+    checkEnum(lb, "assignIPs", join(cp, name), ["AllServices", "RequestedServicesOnly"], issues);
   }
   const mig = checkObject(controllers, "policyMigration", cp, issues);
   if (mig !== undefined) {
@@ -164,6 +176,15 @@ export function kubeControllersConfigurationWithDefaults(resource: AnyResource):
   const spec = mutableSpec(out);
   // `controllers` is not omitempty in Calico's struct, so it is always stored.
   if (spec.controllers === undefined || spec.controllers === null) spec.controllers = {};
+  const controllers = spec.controllers;
+  if (
+    isRecord(controllers) &&
+    controllers.loadbalancer !== undefined &&
+    controllers.loadBalancer === undefined
+  ) {
+    controllers.loadBalancer = controllers.loadbalancer;
+    delete controllers.loadbalancer;
+  }
   return out;
 }
 

@@ -135,26 +135,30 @@ describe("WorkloadEndpoint", () => {
     assert.deepEqual([...K.shortNames], ["workloadendpoint", "wep", "weps"]);
   });
 
-  it("accepts an example modelled on Calico's WorkloadEndpoint reference", () => {
+  // The reference's sample, except that its containerID is quoted (unquoted, YAML reads the
+  // digits as a number) and its duplicated `endpoint: eth0` key appears once.
+  it("accepts the example from Calico's WorkloadEndpoint reference", () => {
     const spec = {
-      node: "rack1-host1",
+      node: "node1",
       orchestrator: "k8s",
       endpoint: "eth0",
-      containerID: "133725156942031415926535",
+      containerID: "1337495556942031415926535",
       pod: "my-nginx-b1337a",
-      ipNetworks: ["192.168.0.0/32"],
-      profiles: ["profile1"],
       interfaceName: "cali0ef24ba",
       mac: "ca:fe:1d:52:bb:e9",
+      ipNetworks: ["192.168.0.0/32"],
+      profiles: ["profile1"],
       ports: [
         { name: "some-port", port: 1234, protocol: "TCP" },
         { name: "another-port", port: 5432, protocol: "UDP" },
       ],
     };
-    assert.deepEqual(
-      issuesFor(K, spec, "rack1--host1-k8s-my--nginx--b1337a-eth0", { namespace: "default" }),
-      [],
-    );
+    assert.deepEqual(issuesFor(K, spec, "node1-k8s-my--nginx--b1337a-eth0", { namespace: "default" }), []);
+  });
+
+  it("rejects an unquoted numeric containerID as YAML would read it", () => {
+    const issues = issuesFor(K, { ...base, orchestrator: "cni", containerID: 1.3374955569420314e24 }, NAME);
+    assert.ok(issues.some((i) => i.path === "spec.containerID" && /string/.test(i.message)));
   });
 
   const valid: [string, Record<string, unknown>][] = [
