@@ -65,7 +65,7 @@ describe("infrastructure kinds", () => {
           } as AnyResource;
           k.validate(r, new Issues());
         }),
-        { numRuns: 200 },
+        { numRuns: 100 },
       );
     }
   });
@@ -90,7 +90,7 @@ describe("infrastructure kinds", () => {
           k.validate(r, new Issues());
           k.withDefaults(r);
         }),
-        { numRuns: 200 },
+        { numRuns: 100 },
       );
     }
   });

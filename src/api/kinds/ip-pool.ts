@@ -112,7 +112,7 @@ export function validateIPPoolSpec(spec: Record<string, unknown>, path: string, 
   ) {
     issues.add(
       cidrPath,
-      `pool is smaller than one block: prefix /${cidr.prefix} is longer than blockSize ${effectiveBlock} (use a larger pool or a larger block)`,
+      `pool is smaller than one block: prefix /${cidr.prefix} is longer than blockSize ${effectiveBlock} (use a larger pool, or blockSize ${cidr.prefix} or more)`,
       spec.cidr,
     );
   }
