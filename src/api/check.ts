@@ -24,6 +24,37 @@ export const join = (path: string, field: string | number): string =>
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** Edit distance (insert, delete, substitute, swap neighbours), for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The closest allowed name to a typo, if it is close enough to be what was meant. */
+export function suggest(word: string, allowed: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Infinity;
+  for (const candidate of allowed) {
+    const dist = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (dist < bestDist) {
+      best = candidate;
+      bestDist = dist;
+    }
+  }
+  return best !== undefined && bestDist <= Math.max(1, Math.floor(word.length / 4)) ? best : undefined;
+}
+
 /** Flag fields a kind does not have (calicoctl decodes strictly, so a typo is an error). */
 export function checkKnownFields(
   obj: Record<string, unknown>,
@@ -33,7 +64,9 @@ export function checkKnownFields(
 ): void {
   for (const key of Object.keys(obj)) {
     if (!known.includes(key)) {
-      issues.add(join(path, key), `unknown field; allowed fields here: ${known.join(", ")}`, obj[key]);
+      const guess = suggest(key, known);
+      const hint = guess !== undefined ? `did you mean ${guess}? ` : "";
+      issues.add(join(path, key), `unknown field; ${hint}allowed fields here: ${known.join(", ")}`, obj[key]);
     }
   }
 }
