@@ -210,6 +210,32 @@ void describe("LabelIndex parents (profile labels)", () => {
   });
 });
 
+/** Random selector texts over the given keys and values, covering every construct. */
+function randomSelector(key: fc.Arbitrary<string>, val: fc.Arbitrary<string>): fc.Arbitrary<string> {
+  const set = fc.array(val, { maxLength: 3 }).map((vs) => `{${vs.map((v) => `"${v}"`).join(",")}}`);
+  const atom = fc.oneof(
+    fc.tuple(key, val).map(([k, v]) => `${k} == "${v}"`),
+    fc.tuple(key, val).map(([k, v]) => `${k} != "${v}"`),
+    fc.tuple(key, set).map(([k, vs]) => `${k} in ${vs}`),
+    fc.tuple(key, set).map(([k, vs]) => `${k} not in ${vs}`),
+    key.map((k) => `has(${k})`),
+    fc.tuple(key, val).map(([k, v]) => `${k} contains "${v}"`),
+    fc.tuple(key, val).map(([k, v]) => `${k} starts with "${v}"`),
+    fc.tuple(key, val).map(([k, v]) => `${k} ends with "${v}"`),
+    fc.constantFrom("all()", "global()"),
+  );
+  return fc.letrec<{ e: string }>((tie) => ({
+    e: fc.oneof(
+      { depthSize: "small" },
+      atom,
+      tie("e").map((e) => `!(${e})`),
+      tie("e").map((e) => `!!(${e})`),
+      fc.array(tie("e"), { minLength: 2, maxLength: 3 }).map((es) => `(${es.join(" && ")})`),
+      fc.array(tie("e"), { minLength: 2, maxLength: 3 }).map((es) => `(${es.join(" || ")})`),
+    ),
+  })).e;
+}
+
 void describe("LabelIndex pruning", () => {
   void test("a label change evaluates far fewer selectors than exist", () => {
     const index = new LabelIndex<number, number>();
@@ -264,28 +290,7 @@ void describe("LabelIndex pruning", () => {
   void test("anchors are necessary conditions (property)", () => {
     const key = fc.constantFrom("a", "b", "c");
     const val = fc.constantFrom("1", "2", "");
-    const atom = fc.oneof(
-      fc.tuple(key, val).map(([k, v]) => `${k} == "${v}"`),
-      fc.tuple(key, val).map(([k, v]) => `${k} != "${v}"`),
-      fc
-        .tuple(key, fc.array(val, { maxLength: 2 }))
-        .map(([k, vs]) => `${k} in {${vs.map((v) => `"${v}"`).join(",")}}`),
-      fc
-        .tuple(key, fc.array(val, { maxLength: 2 }))
-        .map(([k, vs]) => `${k} not in {${vs.map((v) => `"${v}"`).join(",")}}`),
-      key.map((k) => `has(${k})`),
-      fc.tuple(key, val).map(([k, v]) => `${k} contains "${v}"`),
-      fc.constant("all()"),
-    );
-    const expr: fc.Arbitrary<string> = fc.letrec<{ e: string }>((tie) => ({
-      e: fc.oneof(
-        { depthSize: "small" },
-        atom,
-        tie("e").map((e) => `!(${e})`),
-        fc.array(tie("e"), { minLength: 2, maxLength: 3 }).map((es) => `(${es.join(" && ")})`),
-        fc.array(tie("e"), { minLength: 2, maxLength: 3 }).map((es) => `(${es.join(" || ")})`),
-      ),
-    })).e;
+    const expr = randomSelector(key, val);
     const labels = fc.dictionary(key, val, { maxKeys: 3 });
     fc.assert(
       fc.property(expr, labels, (text, l) => {
@@ -315,7 +320,7 @@ const ITEM_IDS = ["i0", "i1", "i2", "i3", "i4"];
 const PARENT_IDS = ["p0", "p1", "p2"];
 
 const labelsArb = fc.dictionary(fc.constantFrom(...KEYS), fc.constantFrom(...VALS), { maxKeys: 4 });
-const selText = fc.constantFrom(
+const fixedSelText = fc.constantFrom(
   'app == "a"',
   'app == "b" && tier == "a"',
   'role in {"a", "b"}',
@@ -333,6 +338,7 @@ const selText = fc.constantFrom(
   'app == "a" && env == "a"',
   'tier contains "" && role == "a"',
 );
+const selText = fc.oneof(fixedSelText, randomSelector(fc.constantFrom(...KEYS), fc.constantFrom(...VALS)));
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 3,
