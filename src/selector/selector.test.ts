@@ -12,6 +12,7 @@ import {
   type SelectorNode,
 } from "./index.js";
 import { interpret } from "./interpret.js";
+import { selectorCacheSize } from "./selector.js";
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -287,6 +288,18 @@ void describe("Selector object", () => {
   void test("parses are cached by text and equal texts give one object", () => {
     assert.equal(parseSelector('cache == "1"'), parseSelector('cache == "1"'));
     assert.notEqual(parseSelectorUncached('cache == "1"'), parseSelector('cache == "1"'));
+  });
+  void test("the parse cache is bounded and evicts the least recently used", () => {
+    const first = parseSelector('evict == "first"');
+    const kept = parseSelector('evict == "kept"');
+    for (let i = 0; i < 5000; i++) {
+      parseSelector(`evict == "n${i}"`);
+      if (i % 1000 === 0) parseSelector('evict == "kept"'); // keeps it recently used
+    }
+    assert.ok(selectorCacheSize() <= 4096, `cache holds ${selectorCacheSize()}`);
+    assert.equal(parseSelector('evict == "kept"'), kept);
+    assert.notEqual(parseSelector('evict == "first"'), first);
+    assert.equal(parseSelector('evict == "first"').toString(), first.toString());
   });
   void test("selectorUniqueId hashes the canonical form", () => {
     assert.equal(selectorUniqueId("! (has( b)||! has(a ))"), "s:Iss0uCleLYv1GSv_pNm7hAO58kE9jAx1NKyG3Q");
