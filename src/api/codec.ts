@@ -197,36 +197,48 @@ function listItems(value: unknown): unknown[] | undefined {
   return Array.isArray(value.items) ? (value.items as unknown[]) : [];
 }
 
+/** One input text (a file, stdin) and its name for error messages. */
+export interface InputText {
+  text: string;
+  source?: string;
+}
+
 /**
- * Decode every resource in `text` (YAML stream or JSON). All documents are validated; if
- * any fails, throws an InputError listing every failure and nothing should be written.
+ * Decode every resource in every input (YAML streams or JSON). All documents are validated;
+ * if any fails, throws one InputError listing every failure, and nothing should be written.
  */
-export function decodeResources(text: string, source?: string): SourcedResource[] {
+export function decodeInputs(inputs: readonly InputText[]): SourcedResource[] {
   const out: SourcedResource[] = [];
   const failures: ValidationError[] = [];
-  const docs = readDocuments(text, source);
   let total = 0;
-  for (const doc of docs) {
-    if (doc.parseIssues.length > 0) {
-      total++;
-      failures.push(new ValidationError(doc.ref, doc.parseIssues));
-      continue;
-    }
-    const items = listItems(doc.value);
-    const entries =
-      items === undefined
-        ? [{ raw: doc.value, ref: doc.ref }]
-        : items.map((raw, i) => ({ raw, ref: { ...doc.ref, item: i + 1 } }));
-    for (const { raw, ref } of entries) {
-      total++;
-      try {
-        out.push(decodeResource(raw, ref));
-      } catch (err) {
-        if (err instanceof ValidationError) failures.push(err);
-        else throw err;
+  for (const input of inputs) {
+    for (const doc of readDocuments(input.text, input.source)) {
+      if (doc.parseIssues.length > 0) {
+        total++;
+        failures.push(new ValidationError(doc.ref, doc.parseIssues));
+        continue;
+      }
+      const items = listItems(doc.value);
+      const entries =
+        items === undefined
+          ? [{ raw: doc.value, ref: doc.ref }]
+          : items.map((raw, i) => ({ raw, ref: { ...doc.ref, item: i + 1 } }));
+      for (const { raw, ref } of entries) {
+        total++;
+        try {
+          out.push(decodeResource(raw, ref));
+        } catch (err) {
+          if (err instanceof ValidationError) failures.push(err);
+          else throw err;
+        }
       }
     }
   }
   if (failures.length > 0) throw new InputError(failures, total);
   return out;
+}
+
+/** `decodeInputs` for one text. */
+export function decodeResources(text: string, source?: string): SourcedResource[] {
+  return decodeInputs([source === undefined ? { text } : { text, source }]);
 }

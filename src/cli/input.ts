@@ -1,12 +1,8 @@
 /** Reading `-f` inputs: a file, a directory of .yaml/.yml/.json files (-R to recurse), or `-` (stdin). */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import type { InputText } from "../api/codec.js";
 import { UsageError } from "./usage-error.js";
-
-export interface InputText {
-  source: string;
-  text: string;
-}
 
 const RESOURCE_FILE = /\.(ya?ml|json)$/i;
 
