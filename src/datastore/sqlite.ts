@@ -321,33 +321,52 @@ export class SqliteDatastore implements Datastore {
 
   private init(synchronous: "normal" | "full"): void {
     const db = this.db;
-    // Switching to WAL needs a moment of exclusive access; another process may hold it.
-    retrySync(() => db.pragma("journal_mode = WAL"), this.busyRetries);
+    // Switching to WAL needs a moment of exclusive access; another process may hold it. A
+    // file already in WAL mode (the usual case) needs no lock at all.
+    if (String(db.pragma("journal_mode", { simple: true })).toLowerCase() !== "wal") {
+      retrySync(() => db.pragma("journal_mode = WAL"), this.busyRetries);
+    }
     db.pragma(`synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
+    // An up-to-date file needs only a read: opening must not wait for another process's
+    // write lock (a CNI plugin that only reads would otherwise queue behind the agent).
+    if (this.schemaVersion() === SQLITE_SCHEMA_VERSION) return;
     retrySync(
       () =>
         db
           .transaction(() => {
             db.exec(SCHEMA);
-            const m = db
-              .prepare("SELECT schema_version, revision, compacted FROM meta WHERE id = 1")
-              .get() as MetaRow | undefined;
-            if (m === undefined) {
+            const v = this.schemaVersion();
+            if (v === undefined) {
               db.prepare(
                 "INSERT INTO meta (id, schema_version, revision, compacted) VALUES (1, ?, 0, 0)",
               ).run(SQLITE_SCHEMA_VERSION);
-            } else if (m.schema_version > SQLITE_SCHEMA_VERSION) {
+            } else if (v > SQLITE_SCHEMA_VERSION) {
               throw new DatastoreError(
                 DatastoreErrorCode.UNAVAILABLE,
-                `Cannot use the sqlite datastore "${this.path}": it has schema version ${m.schema_version}, this calico-ts understands up to ${SQLITE_SCHEMA_VERSION}; upgrade calico-ts`,
+                `Cannot use the sqlite datastore "${this.path}": it has schema version ${v}, this calico-ts understands up to ${SQLITE_SCHEMA_VERSION}; upgrade calico-ts`,
               );
-            } else if (m.schema_version < SQLITE_SCHEMA_VERSION) {
-              migrate(db, m.schema_version);
+            } else if (v < SQLITE_SCHEMA_VERSION) {
+              migrate(db, v);
             }
           })
           .immediate(),
       this.busyRetries,
     );
+  }
+
+  /** The file's schema version, or undefined for a new (empty) file. */
+  private schemaVersion(): number | undefined {
+    const hasMeta = retrySync(
+      () => this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get(),
+      this.busyRetries,
+    );
+    if (hasMeta === undefined) return undefined;
+    const v = retrySync(
+      () =>
+        this.db.prepare("SELECT schema_version FROM meta WHERE id = 1").pluck().get() as number | undefined,
+      this.busyRetries,
+    );
+    return v;
   }
 
   private prepare() {

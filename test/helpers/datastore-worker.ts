@@ -4,7 +4,8 @@
  * says `ready`, waits for `go`, does the job and reports `done` over the IPC channel. It
  * exits when the parent disconnects, so a crashed test never leaves it behind.
  */
-import { openDatastore } from "../../src/datastore/open.js";
+import Database from "better-sqlite3";
+import { openDatastore, sqlitePathFromUrl } from "../../src/datastore/open.js";
 import { isAlreadyExists, isConflict, type Datastore, type WatchEvent } from "../../src/datastore/types.js";
 
 export type WorkerJob =
@@ -37,6 +38,16 @@ export type WorkerJob =
       mode: "create" | "update";
       /** Pause between writes (ms); 0 writes back to back. */
       paceMs: number;
+      deadlineMs: number;
+    }
+  | {
+      /**
+       * sqlite only: take the write lock with BEGIN IMMEDIATE, write half of a revision (a kv
+       * row and its event row) and never commit: what a process killed mid-write leaves behind.
+       */
+      kind: "hold";
+      url: string;
+      key: string;
       deadlineMs: number;
     };
 
@@ -92,6 +103,7 @@ export async function casIncrement(
 }
 
 async function run(job: WorkerJob, go: Promise<void>): Promise<void> {
+  if (job.kind === "hold") return hold(job);
   const store = await openDatastore(job.url);
   await send({ type: "ready", revision: await store.revision(), pid: process.pid });
   const deadline = Date.now() + job.deadlineMs;
@@ -180,6 +192,24 @@ async function run(job: WorkerJob, go: Promise<void>): Promise<void> {
     }
   }
   await store.close();
+}
+
+async function hold(job: Extract<WorkerJob, { kind: "hold" }>): Promise<void> {
+  const db = new Database(sqlitePathFromUrl(job.url), { timeout: 5000 });
+  db.exec("BEGIN IMMEDIATE");
+  const rev = (db.prepare("SELECT revision FROM meta WHERE id = 1").pluck().get() as number) + 1;
+  db.prepare("INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?, '{\"n\":-1}', ?, ?)").run(
+    job.key,
+    rev,
+    rev,
+  );
+  db.prepare(
+    "INSERT INTO events (rev, key, type, value, create_rev) VALUES (?, ?, 'put', '{\"n\":-1}', ?)",
+  ).run(rev, job.key, rev);
+  // Push the uncommitted pages out of the page cache into the WAL file, as a big write would.
+  db.pragma("cache_spill = 1");
+  await send({ type: "ready", revision: rev - 1, pid: process.pid });
+  await new Promise((r) => setTimeout(r, job.deadlineMs)); // killed long before this
 }
 
 if (process.send !== undefined && process.argv[2] !== undefined) {
