@@ -11,20 +11,14 @@ import {
   isRecord,
   join,
   type Issues,
+  checkIPValue,
 } from "../check.js";
 import { parseIP, type IPAddr } from "../net.js";
 import { checkDuration } from "../duration.js";
 import { checkSelector } from "../selector-field.js";
 import type { KindDef } from "./kind.js";
 import { checkASNumber, normaliseASField } from "./as-number.js";
-import {
-  checkIPText,
-  checkNameField,
-  checkNameList,
-  checkPassword,
-  cloneResource,
-  specOf,
-} from "./infra-spec.js";
+import { checkNameField, checkNameList, checkPassword, cloneResource, specOf } from "./infra-spec.js";
 import type { SecretKeyRef } from "./bgp-configuration.js";
 
 export interface BGPPeerSpec {
@@ -175,7 +169,7 @@ export function validateBGPPeerSpec(spec: Record<string, unknown>, path: string,
   const reachable = spec.reachableBy;
   if (present(reachable)) {
     const rp = join(path, "reachableBy");
-    const gw = checkIPText(reachable, rp, issues);
+    const gw = checkIPValue(reachable, rp, issues);
     if (!present(peerIP)) issues.add(rp, "must be empty when peerIP is empty", reachable);
     else if (gw !== undefined && peer !== undefined && gw.family !== peer.ip.family) {
       issues.add(rp, `must be an IPv${peer.ip.family} address like peerIP`, reachable);

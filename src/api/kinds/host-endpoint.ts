@@ -3,11 +3,10 @@
  * (reference/calico.md §2.5). Rules from `validateHostEndpointSpec` and the field tags.
  */
 import type { Resource } from "../resource.js";
-import { checkKnownFields, checkString, join, type Issues } from "../check.js";
+import { checkKnownFields, checkString, join, checkIPValue, type Issues } from "../check.js";
 import type { KindDef } from "./kind.js";
 import { checkEndpointPorts, type EndpointPort } from "./endpoint-port.js";
 import {
-  checkIPText,
   checkNameField,
   checkNameList,
   cloneResource,
@@ -42,7 +41,7 @@ export function validateHostEndpointSpec(spec: Record<string, unknown>, path: st
     if (!Array.isArray(ips)) issues.add(join(path, "expectedIPs"), "must be a list of IP addresses", ips);
     else {
       ipCount = ips.length;
-      ips.forEach((ip: unknown, i) => checkIPText(ip, join(join(path, "expectedIPs"), i), issues));
+      ips.forEach((ip: unknown, i) => checkIPValue(ip, join(join(path, "expectedIPs"), i), issues));
     }
   }
   const rawIface = spec.interfaceName;

@@ -4,6 +4,7 @@
  */
 import type { AnyResource } from "../resource.js";
 import {
+  checkIPValue,
   checkObject,
   checkString,
   checkStringValue,
@@ -14,7 +15,7 @@ import {
   DNS1123_SUBDOMAIN_HINT,
   type Issues,
 } from "../check.js";
-import { parseIP, parseCIDROrIP, isMasked, type CIDR, type IPAddr } from "../net.js";
+import { parseCIDROrIP, isMasked, type CIDR, type IPAddr } from "../net.js";
 
 /** The spec as an object (a missing spec reads as `{}`); undefined (with an issue) if not an object. */
 export function specOf(resource: AnyResource, issues: Issues): Record<string, unknown> | undefined {
@@ -110,20 +111,7 @@ export function checkIPField(
 ): IPAddr | undefined {
   const v = obj[field];
   if (v === undefined || v === null || v === "") return undefined;
-  return checkIPText(v, join(path, field), issues, family);
-}
-
-export function checkIPText(v: unknown, path: string, issues: Issues, family?: 4 | 6): IPAddr | undefined {
-  if (typeof v !== "string") {
-    issues.add(path, "must be an IP address string", v);
-    return undefined;
-  }
-  const ip = parseIP(v);
-  if (ip === undefined || (family !== undefined && ip.family !== family)) {
-    issues.add(path, `must be an IPv${family ?? "4 or IPv6"} address`, v);
-    return undefined;
-  }
-  return ip;
+  return checkIPValue(v, join(path, field), issues, family);
 }
 
 export interface NetOpts {

@@ -4,13 +4,20 @@
  * (§7.4). Rules from libcalico's WorkloadEndpointSpec tags and `validateWorkloadEndpointSpec`.
  */
 import type { Resource } from "../resource.js";
-import { checkKnownFields, checkNumber, checkObject, checkString, join, type Issues } from "../check.js";
+import {
+  checkKnownFields,
+  checkNumber,
+  checkObject,
+  checkString,
+  join,
+  checkIPValue,
+  type Issues,
+} from "../check.js";
 import { cidrContains, familyBits, type CIDR } from "../net.js";
 import type { KindDef } from "./kind.js";
 import { checkEndpointPorts, type WorkloadEndpointPort } from "./endpoint-port.js";
 import {
   checkIPField,
-  checkIPText,
   checkMACField,
   checkNameField,
   checkNameList,
@@ -228,8 +235,8 @@ export function validateWorkloadEndpointSpec(
   forEachObject(spec, "ipNATs", path, issues, (nat, p) => {
     checkKnownFields(nat, ["internalIP", "externalIP", "source"], p, issues);
     checkString(nat, "source", p, issues);
-    const internal = checkIPText(nat.internalIP, join(p, "internalIP"), issues);
-    const external = checkIPText(nat.externalIP, join(p, "externalIP"), issues);
+    const internal = checkIPValue(nat.internalIP, join(p, "internalIP"), issues);
+    const external = checkIPValue(nat.externalIP, join(p, "externalIP"), issues);
     if (internal !== undefined && external !== undefined && internal.family !== external.family) {
       issues.add(
         join(p, "externalIP"),
