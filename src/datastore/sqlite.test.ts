@@ -187,6 +187,29 @@ describe("sqlite driver", () => {
     }
   });
 
+  test("auto-compaction keeps the last retainRevisions revisions of history", async () => {
+    const path = freshPath();
+    const s = new SqliteDatastore(path, { retainRevisions: 1500 });
+    try {
+      for (let i = 0; i < 3000; i++) await s.create(`/k/${i}`, "1");
+      await new Promise((r) => setTimeout(r, 20)); // the compaction is started after the write returns
+      const db = new Database(path, { readonly: true });
+      try {
+        assert.equal(db.prepare("SELECT compacted FROM meta").pluck().get(), 1500);
+        assert.equal(db.prepare("SELECT min(rev) FROM events").pluck().get(), 1501);
+      } finally {
+        db.close();
+      }
+      const err = await new Promise<Error>((resolve) =>
+        s.watch("/", 1000, { onEvents: () => {}, onError: resolve }),
+      );
+      assert.equal((err as { code?: string }).code, DatastoreErrorCode.REVISION_COMPACTED);
+      assert.equal((await s.list("/k/")).items.length, 3000);
+    } finally {
+      await s.close();
+    }
+  });
+
   test("close stops the poll timer: an idle process with a watch can exit", async () => {
     const path = freshPath();
     const s = new SqliteDatastore(path);

@@ -23,10 +23,19 @@ import { checkKey, checkRevision, checkValue, prefixUpperBound } from "./key-ran
 export const SQLITE_SCHEMA_VERSION = 1;
 
 export interface SqliteDatastoreOptions {
-  /** How long SQLite itself waits for another process's write lock, per attempt (ms). */
+  /**
+   * How long SQLite itself waits for another process's write lock, per attempt (ms, default
+   * 50). The wait blocks the event loop (better-sqlite3 is synchronous), so it is kept short
+   * and the retries between attempts wait asynchronously.
+   */
   busyTimeoutMs?: number;
-  /** Attempts (each waiting up to busyTimeoutMs) before a write fails as UNAVAILABLE. */
+  /** Attempts before a write fails as UNAVAILABLE (default 200: about 15 s in all). */
   busyRetries?: number;
+  /**
+   * Keep at least this many revisions of history; every 1,000 revisions the process whose
+   * write crosses the mark compacts below it (default 10,000; 0 never compacts on its own).
+   */
+  retainRevisions?: number;
   /** How often open watches look for commits by other processes (ms). */
   pollIntervalMs?: number;
   /**
@@ -38,6 +47,7 @@ export interface SqliteDatastoreOptions {
 
 /** Events handed to one `onEvents` call at most; a long replay is split over several turns. */
 const MAX_BATCH = 1000;
+const AUTO_COMPACT_EVERY = 1000;
 
 interface KVRow {
   key: string;
@@ -132,6 +142,9 @@ export class SqliteDatastore implements Datastore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly busyRetries: number;
+  private readonly retainRevisions: number;
+  /** The revision the last write transaction of this connection committed. */
+  private lastWriteRev = 0;
   private readonly pollIntervalMs: number;
   private closed = false;
 
@@ -154,9 +167,10 @@ export class SqliteDatastore implements Datastore {
   constructor(path: string, opts: SqliteDatastoreOptions = {}) {
     this.path = resolve(path);
     this.url = `sqlite://${this.path}`;
-    this.busyRetries = opts.busyRetries ?? 20;
+    this.busyRetries = opts.busyRetries ?? 200;
+    this.retainRevisions = opts.retainRevisions ?? 10_000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 5;
-    const busyTimeoutMs = opts.busyTimeoutMs ?? 1000;
+    const busyTimeoutMs = opts.busyTimeoutMs ?? 50;
     try {
       mkdirSync(dirname(this.path), { recursive: true });
     } catch (err) {
@@ -217,6 +231,7 @@ export class SqliteDatastore implements Datastore {
         prev_mod_rev: null,
       });
       s.setRevision.run(rev);
+      this.lastWriteRev = rev;
       return { ok: { key, value, createRevision: rev, modRevision: rev } };
     });
     const current = (key: string, op: string, expected: number | undefined): KVRow | DatastoreError => {
@@ -251,6 +266,7 @@ export class SqliteDatastore implements Datastore {
           prev_mod_rev: prev.mod_rev,
         });
         s.setRevision.run(rev);
+        this.lastWriteRev = rev;
         return { ok: { key, value, createRevision: prev.create_rev, modRevision: rev } };
       },
     );
@@ -269,6 +285,7 @@ export class SqliteDatastore implements Datastore {
         prev_mod_rev: prev.mod_rev,
       });
       s.setRevision.run(rev);
+      this.lastWriteRev = rev;
       return { ok: toKV(prev) };
     });
     this.txCompact = db.transaction((rev: number, keepAfter: number): Outcome<void> => {
@@ -544,8 +561,18 @@ export class SqliteDatastore implements Datastore {
       }
       if ("err" in out) throw out.err;
       this.kick();
+      this.autoCompact();
       return out.ok;
     }
+  }
+
+  /** Bound the event log: compact below `retainRevisions` each time a write crosses a 1,000 mark. */
+  private autoCompact(): void {
+    const rev = this.lastWriteRev;
+    if (this.retainRevisions <= 0 || rev % AUTO_COMPACT_EVERY !== 0 || rev <= this.retainRevisions) return;
+    this.lastWriteRev = 0; // once per mark
+    // Best effort: a failure here (e.g. the store closing) is retried at the next mark.
+    this.compact(rev - this.retainRevisions).catch(() => {});
   }
 
   /** Pump this process's watches soon (never inside the caller's turn). */
