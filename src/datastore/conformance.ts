@@ -5,8 +5,9 @@
  *   describeDatastoreConformance("sqlite", async () => ({ store, cleanup }), { spawnUrl: (s) => s.url });
  *
  * It is driver-agnostic: every test works under its own random key prefix and checks
- * revisions relative to the store's revision when it starts, so a factory may hand out views
- * of one shared server (etcd, the API server). With `spawnUrl`, the multi-process tests fork
+ * revisions relative to the store's revision when it starts, so a factory may hand out one
+ * long-lived server (etcd, the API server) to every test — as long as nothing else writes to
+ * it while a test runs (revisions are global, and the tests count them). With `spawnUrl`, the multi-process tests fork
  * worker processes (test/helpers/datastore-worker.ts) that open that URL themselves.
  */
 import { describe, test } from "node:test";
@@ -505,7 +506,7 @@ export function describeDatastoreConformance(
         }
       });
 
-      t("a long history replays completely, in order, in bounded batches", async (s, p) => {
+      t("a long history replays completely and in order", async (s, p) => {
         const r0 = await s.revision();
         const N = 2500;
         for (let i = 0; i < N; i++) await s.create(`${p}${String(i).padStart(5, "0")}`, String(i));
@@ -514,7 +515,6 @@ export function describeDatastoreConformance(
           const events = await w.waitForEvents(N, 20_000);
           assert.equal(events.length, N);
           events.forEach((e, i) => assert.equal(revOf(e), r0 + 1 + i));
-          assert.ok(w.calls >= 2, "a 2,500-event replay arrives in more than one batch");
         } finally {
           w.watch.close();
         }

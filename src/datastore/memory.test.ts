@@ -56,3 +56,16 @@ test("memory: history is trimmed after compaction once no watch needs it", async
   assert.equal(core.history.length, 10);
   await s.close();
 });
+
+test("memory: a long replay is handed over in batches of at most 1,000 events", async () => {
+  const s = new MemoryDatastore();
+  for (let i = 0; i < 2500; i++) await s.create(`/k/${i}`, "1");
+  const sizes: number[] = [];
+  const w = s.watch("/k/", 0, { onEvents: (es) => sizes.push(es.length), onError: () => {} });
+  const deadline = Date.now() + 5000;
+  while (sizes.reduce((a, b) => a + b, 0) < 2500 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 2));
+  w.close();
+  await s.close();
+  assert.deepEqual(sizes, [1000, 1000, 500]);
+});

@@ -210,6 +210,23 @@ describe("sqlite driver", () => {
     }
   });
 
+  test("a long replay is handed over in batches of at most 1,000 events", async () => {
+    const s = new SqliteDatastore(freshPath());
+    try {
+      for (let i = 0; i < 2500; i++) await s.create(`/k/${i}`, "1");
+      const sizes: number[] = [];
+      const w = s.watch("/k/", 0, { onEvents: (es) => sizes.push(es.length), onError: () => {} });
+      const deadline = Date.now() + 5000;
+      while (sizes.reduce((a, b) => a + b, 0) < 2500 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      w.close();
+      assert.deepEqual(sizes, [1000, 1000, 500]);
+    } finally {
+      await s.close();
+    }
+  });
+
   test("close stops the poll timer: an idle process with a watch can exit", async () => {
     const path = freshPath();
     const s = new SqliteDatastore(path);

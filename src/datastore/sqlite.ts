@@ -340,7 +340,8 @@ export class SqliteDatastore implements Datastore {
     const db = this.db;
     // Switching to WAL needs a moment of exclusive access; another process may hold it. A
     // file already in WAL mode (the usual case) needs no lock at all.
-    if (String(db.pragma("journal_mode", { simple: true })).toLowerCase() !== "wal") {
+    const mode = retrySync(() => String(db.pragma("journal_mode", { simple: true })), this.busyRetries);
+    if (mode.toLowerCase() !== "wal") {
       retrySync(() => db.pragma("journal_mode = WAL"), this.busyRetries);
     }
     db.pragma(`synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
