@@ -36,7 +36,8 @@ interface FileFacts {
 
 /** Read the file directly (not through the driver) to check the invariants on disk. */
 function facts(path: string): FileFacts {
-  const db = new Database(path, { readonly: true, timeout: 5000 });
+  // A read-write connection: a read-only one cannot recover or create the WAL index itself.
+  const db = new Database(path, { timeout: 5000 });
   try {
     const revision = db.prepare("SELECT revision FROM meta WHERE id = 1").pluck().get() as number;
     const eventRevs = db.prepare("SELECT rev FROM events ORDER BY rev").pluck().all() as number[];
@@ -80,7 +81,7 @@ describe("sqlite across processes", () => {
       const P = 5;
       const C = 100;
       const ws = await startIncr(url, C, (i) => ["/c/shared", `/c/own-${i}`], P);
-      const dones = await Promise.all(ws.map((w) => w.done(100_000)));
+      const dones = await Promise.all(ws.map((w) => w.finished(100_000)));
       const f = facts(path);
       assert.equal(f.integrity, "ok");
       assert.equal(f.counters.get("/c/shared"), P * C);
@@ -126,8 +127,8 @@ describe("sqlite across processes", () => {
       );
       await Promise.all(writers.map((w) => w.ready()));
       for (const w of writers) w.go();
-      await Promise.all(writers.map((w) => w.done(30_000)));
-      const done = await watcher.done(30_000);
+      await Promise.all(writers.map((w) => w.finished(30_000)));
+      const done = await watcher.finished(30_000);
       const revs = watcher.messages.flatMap((m) => (m.type === "events" ? m.events.map((e) => e.rev) : []));
       assert.deepEqual(revs, oneTo(2 * count));
       const lat = [...done.latenciesMs!].sort((a, b) => a - b);
@@ -153,7 +154,7 @@ describe("sqlite across processes", () => {
         const { signal } = await v.exited;
         assert.equal(signal, "SIGKILL");
       }
-      await Promise.all(survivors.map((w) => w.done(100_000)));
+      await Promise.all(survivors.map((w) => w.finished(100_000)));
       const f = facts(path);
       assert.equal(f.integrity, "ok");
       for (let i = 0; i < 3; i++) assert.equal(f.counters.get(`/k/own-${i}`), C);
@@ -171,7 +172,7 @@ describe("sqlite across processes", () => {
       assert.deepEqual(f.eventRevs, oneTo(f.revision));
       // And a newcomer can keep going.
       const [late] = await startIncr(url, 10, () => ["/k/shared"], 1);
-      await late!.done(30_000);
+      await late!.finished(30_000);
       assert.equal(facts(path).counters.get("/k/shared"), shared.length + 10);
     },
   );
@@ -197,7 +198,7 @@ describe("sqlite across processes", () => {
       holder.kill("SIGKILL");
       await holder.exited;
       // …and go through once the kernel drops the dead process's locks.
-      await Promise.all(ws.map((w) => w.done(60_000)));
+      await Promise.all(ws.map((w) => w.finished(60_000)));
       const f = facts(path);
       assert.equal(f.integrity, "ok");
       assert.equal(f.counters.has("/h/half-written"), false);
@@ -215,7 +216,7 @@ describe("sqlite across processes", () => {
     );
     await Promise.all(ws.map((w) => w.ready()));
     for (const w of ws) w.go();
-    await Promise.all(ws.map((w) => w.done(30_000)));
+    await Promise.all(ws.map((w) => w.finished(30_000)));
     const f = facts(path);
     assert.equal(f.integrity, "ok");
     assert.equal(f.counters.get("/new/counter"), P * 10);

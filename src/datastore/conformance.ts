@@ -687,7 +687,7 @@ function describeProcesses(
           );
           await Promise.all(procs.map((w) => w.ready()));
           for (const w of procs) w.go();
-          const dones = await Promise.all(procs.map((w) => w.done(100_000)));
+          const dones = await Promise.all(procs.map((w) => w.finished(100_000)));
           const total = processes * increments;
           const value = async (k: string) => (JSON.parse((await s.get(k))!.value) as { n: number }).n;
           assert.equal(await value(`${p}shared`), total);
@@ -744,7 +744,7 @@ function describeProcesses(
           });
           await writer.ready();
           writer.go();
-          await writer.done(30_000);
+          await writer.finished(30_000);
           const done = await watcher.done(30_000);
           const events = watcher.messages.flatMap((m) => (m.type === "events" ? m.events : []));
           assert.deepEqual(

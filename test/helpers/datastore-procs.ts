@@ -91,6 +91,23 @@ export class WorkerProc {
     return this.waitFor((m): m is Extract<WorkerMessage, { type: "done" }> => m.type === "done", timeoutMs);
   }
 
+  /** The `done` message, once the worker has also exited (closed its store and gone). */
+  async finished(timeoutMs: number) {
+    const start = Date.now();
+    const done = await this.done(timeoutMs);
+    const left = Math.max(1, timeoutMs - (Date.now() - start));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`worker ${this.child.pid} did not exit after done`)), left);
+    });
+    try {
+      await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return done;
+  }
+
   go(): void {
     if (this.child.connected) this.child.send({ type: "go" });
   }
