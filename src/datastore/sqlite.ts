@@ -463,7 +463,7 @@ export class SqliteDatastore implements Datastore {
     return this.write(
       () => checkRevision("compaction revision", revision),
       () => {
-        // Keep the rows this process's own open watches still have to deliver; watches in
+        // Keep the rows this instance's own open watches still have to deliver; watches in
         // other processes that fall behind the compaction end with REVISION_COMPACTED.
         let keepAfter = revision;
         for (const w of this.watches) keepAfter = Math.min(keepAfter, w.cursor);

@@ -206,8 +206,15 @@ async function hold(job: Extract<WorkerJob, { kind: "hold" }>): Promise<void> {
   db.prepare(
     "INSERT INTO events (rev, key, type, value, create_rev) VALUES (?, ?, 'put', '{\"n\":-1}', ?)",
   ).run(rev, job.key, rev);
-  // Push the uncommitted pages out of the page cache into the WAL file, as a big write would.
-  db.pragma("cache_spill = 1");
+  // More than the page cache holds (16 MB), so SQLite spills uncommitted frames into the WAL
+  // file: the others must ignore them once this process is gone.
+  db.pragma("cache_size = -2000");
+  db.prepare("INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?, ?, ?, ?)").run(
+    `${job.key}/big`,
+    "x".repeat(8 * 1024 * 1024),
+    rev,
+    rev,
+  );
   await send({ type: "ready", revision: rev - 1, pid: process.pid });
   await new Promise((r) => setTimeout(r, job.deadlineMs)); // killed long before this
 }
