@@ -140,6 +140,7 @@ describe("sqlite driver", () => {
     const notDir = join(dir, "plain-file");
     writeFileSync(notDir, "x");
     const cases = [join(notDir, "sub", "x.db"), dir];
+    if (process.platform === "linux") cases.push("/proc/calico-ts-no-such-dir/x.db"); // must fail, not hang
     for (const p of cases) {
       assert.throws(
         () => new SqliteDatastore(p),

@@ -13,7 +13,7 @@
  *   connection commits) every few milliseconds while a watch is open.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
@@ -172,7 +172,7 @@ export class SqliteDatastore implements Datastore {
     this.pollIntervalMs = opts.pollIntervalMs ?? 5;
     const busyTimeoutMs = opts.busyTimeoutMs ?? 50;
     try {
-      mkdirSync(dirname(this.path), { recursive: true });
+      makeParents(dirname(this.path));
     } catch (err) {
       throw this.unavailable(`cannot create its directory "${dirname(this.path)}"`, err);
     }
@@ -704,6 +704,26 @@ function retrySync<T>(fn: () => T, retries: number): T {
       return fn();
     } catch (err) {
       if (!isBusy(err) || attempt >= retries) throw err;
+    }
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time: Node 20's `mkdirSync(p, { recursive: true })` never returns
+ * for some paths it cannot create (e.g. under /proc), and a daemon must fail, not hang.
+ */
+function makeParents(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (err) {
+      // Another process may have created it in the meantime.
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
   }
 }
