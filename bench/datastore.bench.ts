@@ -15,8 +15,8 @@ import { machineInfo, percentile, writeReport, type BenchRow } from "./report.js
 import { SqliteDatastore } from "../src/datastore/sqlite.js";
 import { MemoryDatastore } from "../src/datastore/memory.js";
 import type { Datastore } from "../src/datastore/types.js";
-import { killAllWorkers, spawnWorker } from "../test/helpers/datastore-procs.js";
-import { nowMs } from "../test/helpers/datastore-worker.js";
+import { killAllWorkers, spawnWorker } from "../src/datastore/testing/procs.js";
+import { nowMs } from "../src/datastore/testing/worker.js";
 
 const PHASE_MS = 1500;
 const MAX_OPS = 200_000;

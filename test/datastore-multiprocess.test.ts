@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { SqliteDatastore } from "../src/datastore/sqlite.js";
-import { killAllWorkers, spawnWorker, type WorkerProc } from "./helpers/datastore-procs.js";
+import { killAllWorkers, spawnWorker, type WorkerProc } from "../src/datastore/testing/procs.js";
 
 const dir = mkdtempSync(join(tmpdir(), `calico-ts-mp-test-${process.pid}-`));
 afterEach(() => killAllWorkers());

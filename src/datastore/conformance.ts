@@ -8,15 +8,15 @@
  * revisions relative to the store's revision when it starts, so a factory may hand out one
  * long-lived server (etcd, the API server) to every test — as long as nothing else writes to
  * it while a test runs (revisions are global, and the tests count them). With `spawnUrl`, the multi-process tests fork
- * worker processes (test/helpers/datastore-worker.ts) that open that URL themselves.
+ * worker processes (src/datastore/testing/worker.ts) that open that URL themselves.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import type { Datastore, KV, Watch, WatchEvent } from "./types.js";
 import { DatastoreErrorCode, isAlreadyExists, isCompacted, isConflict, isNotFound } from "./types.js";
-import { killAllWorkers, spawnWorker, type WorkerProc } from "../../test/helpers/datastore-procs.js";
-import { casIncrement } from "../../test/helpers/datastore-worker.js";
+import { killAllWorkers, spawnWorker, type WorkerProc } from "./testing/procs.js";
+import { casIncrement } from "./testing/worker.js";
 
 export interface ConformanceFixture {
   store: Datastore;

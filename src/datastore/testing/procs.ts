@@ -1,17 +1,17 @@
 /**
- * Parent side of the multi-process datastore tests: fork workers (datastore-worker.ts), wait
+ * Parent side of the multi-process datastore tests: fork workers (worker.ts), wait
  * for their messages with timeouts, and kill every one still running in cleanup.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { WorkerJob, WorkerMessage } from "./datastore-worker.js";
+import type { WorkerJob, WorkerMessage } from "./worker.js";
 
-export type { WorkerJob, WorkerMessage } from "./datastore-worker.js";
+export type { WorkerJob, WorkerMessage } from "./worker.js";
 
-/** The compiled worker script (dist/test/helpers/datastore-worker.js). */
+/** The compiled worker script (dist/src/datastore/testing/worker.js). */
 export function workerPath(): string {
-  const p = fileURLToPath(new URL("./datastore-worker.js", import.meta.url));
+  const p = fileURLToPath(new URL("./worker.js", import.meta.url));
   if (!existsSync(p))
     throw new Error(`datastore worker script "${p}" is missing; run the build (npx tsc -p .)`);
   return p;

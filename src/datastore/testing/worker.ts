@@ -5,8 +5,8 @@
  * exits when the parent disconnects, so a crashed test never leaves it behind.
  */
 import Database from "better-sqlite3";
-import { openDatastore, sqlitePathFromUrl } from "../../src/datastore/open.js";
-import { isAlreadyExists, isConflict, type Datastore, type WatchEvent } from "../../src/datastore/types.js";
+import { openDatastore, sqlitePathFromUrl } from "../open.js";
+import { isAlreadyExists, isConflict, type Datastore, type WatchEvent } from "../types.js";
 
 export type WorkerJob =
   | {
