@@ -4,7 +4,12 @@
  * One file per command group under `commands/`.
  */
 import { Command, CommanderError, Option } from "commander";
-import { openDatastore as openDatastoreDefault } from "../datastore/open.js";
+import {
+  DATASTORE_ENV,
+  datastoreUrlForms,
+  defaultDatastoreUrl,
+  openDatastore as openDatastoreDefault,
+} from "../datastore/open.js";
 import { ResourceStore } from "../datastore/resources.js";
 import type { Datastore } from "../datastore/types.js";
 import { registerGetCommand } from "./commands/get.js";
@@ -60,7 +65,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
     .addHelpText(
       "after",
-      `\nDatastore: --datastore, else $CALICO_DATASTORE, else the config file, else the default sqlite file.\n\nResource kinds (and the other names accepted):\n${kindList()}\n\n${EXIT_CODE_HELP}\n`,
+      `\nDatastore: --datastore, else $${DATASTORE_ENV}, else the config file, else ${defaultDatastoreUrl(env)}.\nForms: ${datastoreUrlForms().join(", ")}.\n\nResource kinds (and the other names accepted):\n${kindList()}\n\n${EXIT_CODE_HELP}\n`,
     );
   registerWriteCommands(program, ctx);
   registerGetCommand(program, ctx);
