@@ -146,7 +146,8 @@ export function decodeResource(raw: unknown, ref: DocumentRef = {}): SourcedReso
   }
   const metadata = isRecord(obj.metadata) ? { ...obj.metadata } : undefined;
   if (metadata === undefined) {
-    issues.add("metadata", obj.metadata === undefined ? "is required" : "must be a mapping", obj.metadata);
+    if (obj.metadata === undefined || obj.metadata === null) issues.add("metadata", "is required");
+    else issues.add("metadata", "must be a mapping", obj.metadata);
     throw new ValidationError(docRef, issues.list);
   }
   checkKnownFields(metadata, METADATA_FIELDS, "metadata", issues);
