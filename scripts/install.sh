@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 #    can be fetched (this machine reaches only the npm registry and Debian's packages).
 #  - iproute2, nftables: the kernel tooling the dataplane and lab use.
 #  - sqlite3: the sqlite CLI, handy for inspecting the embedded datastore file.
-APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates)
+#  - etcd-server, etcd-client: the etcd driver's tests start a real etcd on loopback.
+#  - kubernetes-client: kubectl, a real client of calico-apiserver in its tests.
+#  - openssl: tests make throwaway TLS certificates.
+APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client kubernetes-client openssl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
