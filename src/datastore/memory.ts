@@ -8,6 +8,7 @@
  * Watch handlers are always called asynchronously (a microtask after the write), never from
  * inside the write call, so a handler that writes to the store cannot re-enter it.
  */
+import { casError } from "./cas.js";
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { checkKey, checkRevision, checkValue, compareKeys } from "./key-range.js";
@@ -189,19 +190,9 @@ export class MemoryDatastore implements Datastore {
   private current(key: string, op: string, expectedRevision: number | undefined): KV {
     if (expectedRevision !== undefined) checkRevision("expected revision", expectedRevision);
     const prev = this.core.data.get(key);
-    if (prev === undefined) {
-      throw new DatastoreError(DatastoreErrorCode.NOT_FOUND, `Cannot ${op} "${key}": it does not exist`, {
-        key,
-      });
-    }
-    if (expectedRevision !== undefined && prev.modRevision !== expectedRevision) {
-      throw new DatastoreError(
-        DatastoreErrorCode.CONFLICT,
-        `Cannot ${op} "${key}": expected revision ${expectedRevision} but it is at ${prev.modRevision}`,
-        { key },
-      );
-    }
-    return prev;
+    const err = casError(key, op, prev?.modRevision, expectedRevision);
+    if (err !== undefined) throw err;
+    return prev!; // casError returns an error whenever prev is undefined
   }
 
   private commit(event: WatchEvent): void {

@@ -15,6 +15,7 @@
 import Database from "better-sqlite3";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { casError } from "./cas.js";
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { checkKey, checkRevision, checkValue, prefixUpperBound } from "./key-range.js";
@@ -236,19 +237,7 @@ export class SqliteDatastore implements Datastore {
     });
     const current = (key: string, op: string, expected: number | undefined): KVRow | DatastoreError => {
       const prev = s.getKV.get(key) as KVRow | undefined;
-      if (prev === undefined) {
-        return new DatastoreError(DatastoreErrorCode.NOT_FOUND, `Cannot ${op} "${key}": it does not exist`, {
-          key,
-        });
-      }
-      if (expected !== undefined && prev.mod_rev !== expected) {
-        return new DatastoreError(
-          DatastoreErrorCode.CONFLICT,
-          `Cannot ${op} "${key}": expected revision ${expected} but it is at ${prev.mod_rev}`,
-          { key },
-        );
-      }
-      return prev;
+      return casError(key, op, prev?.mod_rev, expected) ?? prev!; // undefined prev always errs
     };
     this.txUpdate = db.transaction(
       (key: string, value: string, expected: number | undefined): Outcome<KV> => {
