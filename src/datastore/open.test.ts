@@ -13,7 +13,8 @@ import {
 } from "./open.js";
 import { MemoryDatastore } from "./memory.js";
 import { SqliteDatastore } from "./sqlite.js";
-import { DatastoreErrorCode, isBadUrl } from "./types.js";
+import { EtcdDatastore, parseEtcdUrl } from "./etcd.js";
+import { DatastoreErrorCode, isBadUrl, isUnavailable } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), `calico-ts-open-test-${process.pid}-`));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,9 +24,18 @@ const isRoot = process.getuid?.() === 0;
 describe("openDatastore", () => {
   test("argument > $CALICO_DATASTORE > default", () => {
     const env = { CALICO_DATASTORE: "memory:", XDG_DATA_HOME: "/xdg" };
-    assert.deepEqual(resolveDatastoreUrl("sqlite:/a.db", env), { url: "sqlite:/a.db", source: "argument" });
-    assert.deepEqual(resolveDatastoreUrl(undefined, env), { url: "memory:", source: "CALICO_DATASTORE" });
-    assert.deepEqual(resolveDatastoreUrl("", env), { url: "memory:", source: "CALICO_DATASTORE" });
+    assert.deepEqual(resolveDatastoreUrl("sqlite:/a.db", env), {
+      url: "sqlite:/a.db",
+      source: "argument",
+    });
+    assert.deepEqual(resolveDatastoreUrl(undefined, env), {
+      url: "memory:",
+      source: "CALICO_DATASTORE",
+    });
+    assert.deepEqual(resolveDatastoreUrl("", env), {
+      url: "memory:",
+      source: "CALICO_DATASTORE",
+    });
     assert.deepEqual(resolveDatastoreUrl(undefined, { XDG_DATA_HOME: "/xdg" }), {
       url: defaultDatastoreUrl({ XDG_DATA_HOME: "/xdg" }),
       source: "default",
@@ -86,24 +96,85 @@ describe("openDatastore", () => {
   });
 
   test("uses $CALICO_DATASTORE when no argument is given", async () => {
-    const s = await openDatastore(undefined, { env: { CALICO_DATASTORE: "memory:" } });
+    const s = await openDatastore(undefined, {
+      env: { CALICO_DATASTORE: "memory:" },
+    });
     assert.ok(s instanceof MemoryDatastore);
     await s.close();
   });
 
-  test("etcd and http(s) URLs are recognised but not available yet", async () => {
-    for (const url of [
-      "etcd://198.18.0.1:2379",
-      "etcd://a:2379,b:2379",
-      "http://apiserver:5473",
-      "https://[fd00::1]:5473",
-    ]) {
+  test("http(s) URLs are recognised but not available yet", async () => {
+    for (const url of ["http://apiserver:5473", "https://[fd00::1]:5473"]) {
       await assert.rejects(openDatastore(url), (e: unknown) => {
         assert.ok(isBadUrl(e));
-        assert.match((e as Error).message, /not available yet: the etcd driver lands with issue 3/);
+        assert.match((e as Error).message, /not available yet: the HTTP datastore client lands with issue 3/);
         return true;
       });
     }
+  });
+
+  test("etcd URLs open an etcd store (lazily) whose url hides the password", async () => {
+    const cases: [string, string][] = [
+      ["etcd://198.18.0.1:2379", "etcd://198.18.0.1:2379"],
+      ["etcd://a:2379,b:2379", "etcd://a:2379,b:2379"],
+      ["ETCD://u:p%40ss@[fd00::1]:2379", "etcd://u@[fd00::1]:2379"],
+    ];
+    for (const [url, shown] of cases) {
+      const s = await openDatastore(url);
+      try {
+        assert.ok(s instanceof EtcdDatastore, url);
+        assert.equal(s.url, shown);
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
+  test("etcd URL forms: TLS only with etcds://, credentials and files from ETCD_* variables", () => {
+    const env = {
+      ETCD_USERNAME: "envuser",
+      ETCD_PASSWORD: "envpw",
+      ETCD_CA_CERT_FILE: "/e/ca.pem",
+      ETCD_CERT_FILE: "/e/c.pem",
+      ETCD_KEY_FILE: "/e/k.pem",
+    };
+    assert.deepEqual(parseEtcdUrl("etcd://h:1,h:2", {}), {
+      endpoints: ["h:1", "h:2"],
+      tls: false,
+    });
+    assert.deepEqual(parseEtcdUrl("etcd://u:p@h:1", env), {
+      endpoints: ["h:1"],
+      tls: false,
+      username: "u",
+      password: "p",
+    });
+    assert.deepEqual(parseEtcdUrl("etcd://h:1", env), {
+      endpoints: ["h:1"],
+      tls: false,
+      username: "envuser",
+      password: "envpw",
+    });
+    assert.deepEqual(parseEtcdUrl("etcds://h:1?ca=%2Fp%2Fca.pem", env), {
+      endpoints: ["h:1"],
+      tls: true,
+      username: "envuser",
+      password: "envpw",
+      ca: "/p/ca.pem",
+      cert: "/e/c.pem",
+      key: "/e/k.pem",
+    });
+    assert.match(parseEtcdUrl("etcd://h:1?ca=/x", {}) as string, /needs etcds:\/\//);
+    assert.match(parseEtcdUrl("etcds://h:1?bogus=1", {}) as string, /unknown parameter "bogus"/);
+    assert.match(parseEtcdUrl("etcds://h:1?cert=/c.pem", {}) as string, /both cert and key/);
+    assert.match(parseEtcdUrl("etcd://:p@h:1", {}) as string, /user name/);
+  });
+
+  test("an etcds:// URL naming an unreadable file fails UNAVAILABLE naming the file", async () => {
+    await assert.rejects(openDatastore("etcds://127.0.0.1:2379?ca=/nonexistent/ca.pem"), (e: unknown) => {
+      assert.ok(isUnavailable(e));
+      assert.match((e as Error).message, /CA certificate file "\/nonexistent\/ca.pem"/);
+      return true;
+    });
   });
 
   test("malformed settings fail BAD_URL naming the value and the accepted forms", async () => {

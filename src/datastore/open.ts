@@ -9,6 +9,7 @@ import type { Datastore } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { MemoryDatastore } from "./memory.js";
 import { SqliteDatastore } from "./sqlite.js";
+import { ETCD_URL_FORMS, openEtcdDatastore } from "./etcd.js";
 
 export const DATASTORE_ENV = "CALICO_DATASTORE";
 
@@ -93,15 +94,24 @@ function notYet(form: string, check: (rest: string) => boolean): DatastoreDriver
       return Promise.reject(
         new DatastoreError(
           DatastoreErrorCode.BAD_URL,
-          `Datastore ${JSON.stringify(url)} is not available yet: the etcd driver lands with issue 3 (use sqlite:<path> for now)`,
+          `Datastore ${JSON.stringify(url)} is not available yet: the HTTP datastore client lands with issue 3 (use sqlite:<path> or etcd://host:port for now)`,
         ),
       );
     },
   };
 }
 
-const hostList = (rest: string) => rest.split(",").every((h) => HOST_PORT.test(h.trim()));
-registerDatastoreDriver("etcd", notYet("etcd://host:port[,host:port]", hostList));
+// etcd://[user:password@]host:port[,host:port] (plain) and etcds://…[?ca=&cert=&key=] (TLS);
+// credentials and TLS files fall back to Calico's ETCD_* variables (etcd.ts, parseEtcdUrl).
+const etcdDriver: DatastoreDriver = {
+  forms: ETCD_URL_FORMS,
+  // eslint-disable-next-line @typescript-eslint/require-await -- turns throws into rejections
+  async open(url) {
+    return openEtcdDatastore(url, { badUrl: (why) => badUrl(url, why) });
+  },
+};
+registerDatastoreDriver("etcd", etcdDriver);
+registerDatastoreDriver("etcds", etcdDriver);
 registerDatastoreDriver(
   "http",
   notYet("http://host:port", (r) => HOST_PORT.test(r)),
