@@ -14,6 +14,7 @@ import {
 import { MemoryDatastore } from "./memory.js";
 import { SqliteDatastore } from "./sqlite.js";
 import { EtcdDatastore, parseEtcdUrl } from "./etcd.js";
+import { HttpDatastore } from "./http.js";
 import { DatastoreErrorCode, isBadUrl, isUnavailable } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), `calico-ts-open-test-${process.pid}-`));
@@ -24,18 +25,9 @@ const isRoot = process.getuid?.() === 0;
 describe("openDatastore", () => {
   test("argument > $CALICO_DATASTORE > default", () => {
     const env = { CALICO_DATASTORE: "memory:", XDG_DATA_HOME: "/xdg" };
-    assert.deepEqual(resolveDatastoreUrl("sqlite:/a.db", env), {
-      url: "sqlite:/a.db",
-      source: "argument",
-    });
-    assert.deepEqual(resolveDatastoreUrl(undefined, env), {
-      url: "memory:",
-      source: "CALICO_DATASTORE",
-    });
-    assert.deepEqual(resolveDatastoreUrl("", env), {
-      url: "memory:",
-      source: "CALICO_DATASTORE",
-    });
+    assert.deepEqual(resolveDatastoreUrl("sqlite:/a.db", env), { url: "sqlite:/a.db", source: "argument" });
+    assert.deepEqual(resolveDatastoreUrl(undefined, env), { url: "memory:", source: "CALICO_DATASTORE" });
+    assert.deepEqual(resolveDatastoreUrl("", env), { url: "memory:", source: "CALICO_DATASTORE" });
     assert.deepEqual(resolveDatastoreUrl(undefined, { XDG_DATA_HOME: "/xdg" }), {
       url: defaultDatastoreUrl({ XDG_DATA_HOME: "/xdg" }),
       source: "default",
@@ -96,18 +88,31 @@ describe("openDatastore", () => {
   });
 
   test("uses $CALICO_DATASTORE when no argument is given", async () => {
-    const s = await openDatastore(undefined, {
-      env: { CALICO_DATASTORE: "memory:" },
-    });
+    const s = await openDatastore(undefined, { env: { CALICO_DATASTORE: "memory:" } });
     assert.ok(s instanceof MemoryDatastore);
     await s.close();
   });
 
-  test("http(s) URLs are recognised but not available yet", async () => {
-    for (const url of ["http://apiserver:5473", "https://[fd00::1]:5473"]) {
+  test("http(s) URLs open an HTTP store (lazily) whose url hides the token", async () => {
+    const cases: [string, string][] = [
+      ["http://apiserver:5473", "http://apiserver:5473"],
+      ["https://[fd00::1]:5473/", "https://[fd00::1]:5473"],
+      ["http://s3cret@apiserver:5473", "http://apiserver:5473"],
+      ["http://apiserver:5473?token=s3cret", "http://apiserver:5473"],
+    ];
+    for (const [url, shown] of cases) {
+      const s = await openDatastore(url);
+      try {
+        assert.ok(s instanceof HttpDatastore, url);
+        assert.equal(s.url, shown);
+      } finally {
+        await s.close();
+      }
+    }
+    for (const url of ["http://apiserver", "http://s3cret@apiserver:1/path", "https://s3cret@h:1?bogus=1"]) {
       await assert.rejects(openDatastore(url), (e: unknown) => {
-        assert.ok(isBadUrl(e));
-        assert.match((e as Error).message, /not available yet: the HTTP datastore client lands with issue 3/);
+        assert.ok(isBadUrl(e), url);
+        assert.doesNotMatch((e as Error).message, /s3cret/);
         return true;
       });
     }
@@ -138,10 +143,7 @@ describe("openDatastore", () => {
       ETCD_CERT_FILE: "/e/c.pem",
       ETCD_KEY_FILE: "/e/k.pem",
     };
-    assert.deepEqual(parseEtcdUrl("etcd://h:1,h:2", {}), {
-      endpoints: ["h:1", "h:2"],
-      tls: false,
-    });
+    assert.deepEqual(parseEtcdUrl("etcd://h:1,h:2", {}), { endpoints: ["h:1", "h:2"], tls: false });
     assert.deepEqual(parseEtcdUrl("etcd://u:p@h:1", env), {
       endpoints: ["h:1"],
       tls: false,

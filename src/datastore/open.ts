@@ -10,6 +10,7 @@ import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { MemoryDatastore } from "./memory.js";
 import { SqliteDatastore } from "./sqlite.js";
 import { ETCD_URL_FORMS, openEtcdDatastore } from "./etcd.js";
+import { HTTP_URL_FORMS, openHttpDatastore } from "./http.js";
 
 export const DATASTORE_ENV = "CALICO_DATASTORE";
 
@@ -81,26 +82,6 @@ registerDatastoreDriver("sqlite", {
   },
 });
 
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
-
-function notYet(form: string, check: (rest: string) => boolean): DatastoreDriver {
-  return {
-    forms: [form],
-    open(url) {
-      const rest = url.replace(/^[a-z]+:\/\//i, "").replace(/\/$/, "");
-      if (!/^[a-z]+:\/\//i.test(url) || !check(rest)) {
-        return Promise.reject(badUrl(url, `expected ${form}`));
-      }
-      return Promise.reject(
-        new DatastoreError(
-          DatastoreErrorCode.BAD_URL,
-          `Datastore ${JSON.stringify(url)} is not available yet: the HTTP datastore client lands with issue 3 (use sqlite:<path> or etcd://host:port for now)`,
-        ),
-      );
-    },
-  };
-}
-
 // etcd://[user:password@]host:port[,host:port] (plain) and etcds://…[?ca=&cert=&key=] (TLS);
 // credentials and TLS files fall back to Calico's ETCD_* variables (etcd.ts, parseEtcdUrl).
 const etcdDriver: DatastoreDriver = {
@@ -112,14 +93,17 @@ const etcdDriver: DatastoreDriver = {
 };
 registerDatastoreDriver("etcd", etcdDriver);
 registerDatastoreDriver("etcds", etcdDriver);
-registerDatastoreDriver(
-  "http",
-  notYet("http://host:port", (r) => HOST_PORT.test(r)),
-);
-registerDatastoreDriver(
-  "https",
-  notYet("https://host:port", (r) => HOST_PORT.test(r)),
-);
+// http(s)://[token@]host:port[?token=&ca=] → calico-apiserver's raw key API (http.ts); the token
+// and CA file fall back to $CALICO_DATASTORE_TOKEN and $CALICO_DATASTORE_CA.
+const httpDriver: DatastoreDriver = {
+  forms: HTTP_URL_FORMS,
+  // eslint-disable-next-line @typescript-eslint/require-await -- turns throws into rejections
+  async open(url) {
+    return openHttpDatastore(url, { badUrl: (shown, why) => badUrl(shown, why) });
+  },
+};
+registerDatastoreDriver("http", httpDriver);
+registerDatastoreDriver("https", httpDriver);
 
 /** The default sqlite file: system-wide for root, per user otherwise (XDG base directories). */
 export function defaultDatastorePath(env: NodeJS.ProcessEnv = process.env): string {
