@@ -61,6 +61,11 @@ export interface EtcdDatastoreOptions {
   /** Watch reconnection back-off: first and largest delay (ms, default 50 and 2,000). */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * A watch that cannot re-establish its stream for this long ends with UNAVAILABLE (ms,
+   * default 30,000); the caller resumes from its last revision or re-lists.
+   */
+  watchGiveUpMs?: number;
   /** The URL to report as `url` (defaults to one built from the endpoints, without password). */
   url?: string;
 }
@@ -114,6 +119,11 @@ const msgOf = (err: unknown): string => (err instanceof Error ? err.message : St
 // etcd3 library has no classes for them, so the translation matches the text here, once.
 const isCompactedMsg = (err: unknown) => /required revision has been compacted/.test(msgOf(err));
 const isFutureRevMsg = (err: unknown) => /required revision is a future revision/.test(msgOf(err));
+/** Failures no retry will cure: wrong credentials, missing permission, a refused certificate. */
+const isPermanent = (err: unknown) =>
+  err instanceof EtcdAuthenticationFailedError ||
+  err instanceof EtcdPermissionDeniedError ||
+  /authentication failed|permission denied|user name is empty|SSL routines|certificate/i.test(msgOf(err));
 
 function compactedError(prefix: string, afterRevision: number, compacted: number): DatastoreError {
   return new DatastoreError(
@@ -129,11 +139,14 @@ export class EtcdDatastore implements Datastore {
   private readonly callTimeoutMs: number;
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
+  readonly watchGiveUpMs: number;
   private readonly username: string | undefined;
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
   /** The highest revision this client compacted at (etcd itself may keep that one revision). */
   private compactedFloor = 0;
+  /** The key `headRevision` reads the revision with (or the Status call). */
+  private revisionProbe: "\0" | "/calico/" | "status" = "\0";
 
   constructor(opts: EtcdDatastoreOptions) {
     if (opts.endpoints.length === 0) {
@@ -143,6 +156,7 @@ export class EtcdDatastore implements Datastore {
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
     this.reconnectMinMs = opts.reconnectMinMs ?? 50;
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 2_000;
+    this.watchGiveUpMs = opts.watchGiveUpMs ?? 30_000;
     this.username = opts.auth?.username;
     const scheme = opts.tls !== undefined ? "https" : "http";
     this.url =
@@ -358,14 +372,15 @@ export class EtcdDatastore implements Datastore {
     let why: string;
     if (err instanceof EtcdAuthenticationFailedError) {
       why = `authentication failed for user "${this.username ?? ""}" (wrong user name or password)`;
-    } else if (err instanceof EtcdPermissionDeniedError) {
+    } else if (err instanceof EtcdPermissionDeniedError || /permission denied/i.test(msgOf(err))) {
       why = `permission denied for user "${this.username ?? "(none)"}"`;
     } else if (err instanceof EtcdInvalidAuthTokenError) {
       why = "the auth token was refused";
+    } else if (/SSL routines|certificate/i.test(msgOf(err))) {
+      why = `TLS handshake failed (check the CA, client certificate and key): ${msgOf(err)}`;
     } else {
       why = msgOf(err);
-      if (/auth|user/i.test(why) && this.username === undefined)
-        why += " (auth is enabled: give a user and password)";
+      if (/user name is empty/i.test(why)) why += " (auth is enabled: give a user and password)";
     }
     return new DatastoreError(DatastoreErrorCode.UNAVAILABLE, `Cannot ${what}: ${where}: ${why}`, {
       cause: err,
@@ -378,10 +393,25 @@ export class EtcdDatastore implements Datastore {
 
   /** The store revision: the header of a read that matches nothing. */
   private async headRevision(): Promise<number> {
-    const res = await this.read(() =>
-      this.client.kv.range({ key: Buffer.from([0]), limit: 1, count_only: true, keys_only: true }),
-    );
-    return Number(res.header.revision);
+    // A user whose role is limited to a prefix may not read the key "\0": then probe
+    // "/calico/" (Calico's users read that), then fall back to Status (any user may call it,
+    // but it is answered by one member, not linearizable).
+    for (;;) {
+      const probe = this.revisionProbe;
+      try {
+        if (probe === "status") {
+          return Number((await this.read(() => this.client.maintenance.status({}))).header.revision);
+        }
+        const res = await this.read(() =>
+          this.client.kv.range({ key: bytes(probe), limit: 1, count_only: true, keys_only: true }),
+        );
+        return Number(res.header.revision);
+      } catch (err) {
+        if (!(err instanceof EtcdPermissionDeniedError || /permission denied/i.test(msgOf(err)))) throw err;
+        if (probe === "status") throw err;
+        this.revisionProbe = probe === "\0" ? "/calico/" : "status";
+      }
+    }
   }
 
   private guards(k: Buffer, expectedRevision: number | undefined) {
@@ -473,6 +503,8 @@ class EtcdWatch implements Watch {
   /** Registered on the server with start revision above the server's head: never replays. */
   private createdInSync = false;
   private attempts = 0;
+  /** When the stream first failed since it last worked (0: it works). */
+  private failingSince = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private generation = 0;
 
@@ -586,8 +618,14 @@ class EtcdWatch implements Watch {
     if (this.closed || gen !== this.generation) return;
     this.dropStream();
     if (this.store.isClosed) return;
-    if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError) {
+    if (isPermanent(err)) {
       this.fail(this.store.unavailable(`watch "${this.prefix}"`, err), true);
+      return;
+    }
+    if (this.failingSince === 0) this.failingSince = Date.now();
+    else if (Date.now() - this.failingSince > this.store.watchGiveUpMs) {
+      const secs = Math.round((Date.now() - this.failingSince) / 1000);
+      this.fail(this.store.unavailable(`watch "${this.prefix}" (no stream for ${secs} s)`, err), true);
       return;
     }
     const delay = Math.min(
@@ -620,7 +658,7 @@ class EtcdWatch implements Watch {
         return;
       }
       const reason = res.cancel_reason !== "" ? res.cancel_reason : "canceled by etcd";
-      if (/permission denied|authentication|auth token/i.test(reason)) {
+      if (isPermanent(reason)) {
         this.fail(this.store.unavailable(`watch "${this.prefix}"`, new Error(reason)), true);
         return;
       }
@@ -631,6 +669,7 @@ class EtcdWatch implements Watch {
       this.createdAt = Date.now();
       this.createdInSync = Number(res.header.revision) < this.cursor + 1;
       this.attempts = 0;
+      this.failingSince = 0;
     }
     if (res.events.length === 0) return;
     this.attempts = 0;
