@@ -184,6 +184,17 @@ current-context: calico
     assert.notEqual(after.metadata.resourceVersion, before.resourceVersion);
   });
 
+  test("diff shows what apply would change (server-side dry run), changing nothing", async () => {
+    const rev = await s.datastore.revision();
+    const file = join(dir, "manifest-next.yaml");
+    writeFileSync(file, manifest(250));
+    const diff = await kubectl(["diff", "-f", file]);
+    assert.equal(diff.code, 1, diff.stderr); // 1: differences found
+    assert.match(diff.stdout, /^- {2}order: 200$/m);
+    assert.match(diff.stdout, /^\+ {2}order: 250$/m);
+    assert.equal(await s.datastore.revision(), rev);
+  });
+
   test("an invalid manifest is refused with the server's field errors", async () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(

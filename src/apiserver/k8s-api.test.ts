@@ -396,13 +396,46 @@ describe("create, get, list, replace, patch, delete", () => {
     assert.equal(tier.status, 422);
   });
 
-  test("unsupported methods and dry runs are refused", async () => {
+  test("unsupported methods are 405, unknown paths 404 whatever the method", async () => {
     assert.equal((await call("DELETE", `${GV}/ippools`)).status, 405);
     assert.equal((await call("POST", `${GV}/ippools/x`, pool("x", "198.19.9.0/24"))).status, 405);
     assert.equal((await call("POST", "/apis", {})).status, 405);
-    const dry = await call("POST", `${GV}/ippools?dryRun=All`, pool("dry", "198.19.9.0/24"));
-    assert.equal(dry.status, 400);
+    assert.equal(
+      (await call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {})).status,
+      404,
+    );
+  });
+
+  test("dryRun=All validates and answers like the write but stores nothing", async () => {
+    const before = await s.datastore.revision();
+    const create = await call("POST", `${GV}/ippools?dryRun=All`, pool("dry", "198.19.9.0/24"));
+    assert.equal(create.status, 201);
+    assert.equal(create.json.metadata.name, "dry");
+    assert.equal(create.json.spec.blockSize, 26, "defaults applied");
+    const invalid = await call("POST", `${GV}/ippools?dryRun=All`, pool("dry", "nonsense"));
+    assert.equal(invalid.status, 422);
+    const exists = await call("POST", `${GV}/ippools?dryRun=All`, pool("crud-a", "198.19.0.0/24"));
+    assert.equal(exists.status, 409);
+    const patch = await call(
+      "PATCH",
+      `${GV}/ippools/crud-a?dryRun=All`,
+      { spec: { disabled: true } },
+      { "content-type": "application/merge-patch+json" },
+    );
+    assert.equal(patch.status, 200);
+    assert.equal(patch.json.spec.disabled, true);
+    const cur = (await call("GET", `${GV}/ippools/crud-a`)).json;
+    const put = await call("PUT", `${GV}/ippools/crud-a?dryRun=All`, {
+      ...cur,
+      metadata: { ...cur.metadata, resourceVersion: "1" },
+    });
+    assert.equal(put.status, 409);
+    const del = await call("DELETE", `${GV}/ippools/crud-a`, { kind: "DeleteOptions", dryRun: ["All"] });
+    assert.equal(del.status, 200);
     assert.equal((await call("GET", `${GV}/ippools/dry`)).status, 404);
+    assert.equal((await call("GET", `${GV}/ippools/crud-a`)).json.spec.disabled, cur.spec.disabled);
+    assert.equal(await s.datastore.revision(), before);
+    assert.equal((await call("POST", `${GV}/ippools?dryRun=Some`, pool("dry", "198.19.9.0/24"))).status, 400);
   });
 
   test("bodies over the size limit are 413", async () => {

@@ -40,6 +40,7 @@ import {
 } from "./k8s/status.js";
 import { parseIncludeObject, representationOf, toTable } from "./k8s/table.js";
 import { serveWatch } from "./k8s/watch.js";
+import { dryRunCreate, dryRunDelete, dryRunReplace } from "./k8s/dry-run.js";
 
 export interface K8sApiDeps {
   store: ResourceStore;
@@ -116,18 +117,14 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
   };
 
   function serveDiscovery(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const doc = discoveryDocument(path, req.headers.host ?? "localhost");
+    if (doc === undefined) {
+      throw statusError(StatusReason.NotFound, `the server could not find the requested resource (${path})`);
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       throw statusError(StatusReason.MethodNotAllowed, `${req.method ?? ""} is not supported on ${path}`);
     }
-    const host = req.headers.host ?? "localhost";
-    if (path === "/version") return writeJson(res, 200, versionInfo());
-    if (path === "/api") return writeJson(res, 200, apiVersions(host));
-    if (path === "/apis") return writeJson(res, 200, apiGroupList());
-    if (path === `/apis/${API_GROUP}`) return writeJson(res, 200, apiGroup());
-    if (path === GROUP_VERSION_PATH) return writeJson(res, 200, apiResourceList(KINDS));
-    if (path === "/openapi/v3") return writeJson(res, 200, openApiV3Root(KINDS));
-    if (isOpenApiV3GroupPath(path)) return writeJson(res, 200, openApiV3Group(KINDS));
-    throw statusError(StatusReason.NotFound, `the server could not find the requested resource (${path})`);
+    writeJson(res, 200, doc);
   }
 
   async function serveResource(
@@ -139,10 +136,7 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
     subject: Subject,
   ): Promise<void> {
     const q = url.searchParams;
-    const dryRun = q.get("dryRun");
-    if (dryRun !== null && dryRun !== "" && method !== "GET") {
-      throw statusError(StatusReason.BadRequest, "dryRun is not supported by calico-apiserver");
-    }
+    const dry = parseDryRun(q.getAll("dryRun"));
     const isWatch = rp.legacyWatch || q.get("watch") === "true" || q.get("watch") === "1";
     if (isWatch) {
       if (method !== "GET") throw methodNotAllowed(method, "a watch");
@@ -150,7 +144,7 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
     }
     if (rp.name === undefined) {
       if (method === "GET" || method === "HEAD") return listResources(req, res, q, rp);
-      if (method === "POST") return createResource(req, res, q, rp, subject);
+      if (method === "POST") return createResource(req, res, rp, subject, dry);
       throw methodNotAllowed(method, `the ${rp.kind.plural} collection`);
     }
     switch (method) {
@@ -158,11 +152,11 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
       case "HEAD":
         return getResource(req, res, q, rp);
       case "PUT":
-        return replaceResource(req, res, rp, subject);
+        return replaceResource(req, res, rp, dry);
       case "PATCH":
-        return patchResource(req, res, rp, subject);
+        return patchResource(req, res, rp, dry);
       case "DELETE":
-        return deleteResource(req, res, rp, subject);
+        return deleteResource(req, res, rp, dry);
       default:
         throw methodNotAllowed(method, `${rp.kind.plural}/${rp.name}`);
     }
@@ -327,9 +321,9 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
   async function createResource(
     req: IncomingMessage,
     res: ServerResponse,
-    _q: URLSearchParams,
     rp: ResourcePath,
     subject: Subject,
+    dry: boolean,
   ): Promise<void> {
     const body = await bodyResource(req, rp);
     const md = body.metadata;
@@ -338,7 +332,7 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
     }
     if (typeof md.name === "string") subject.name = md.name;
     delete md.resourceVersion; // Kubernetes ignores it on create
-    const created = await store.create(body);
+    const created = dry ? await dryRunCreate(store, body) : await store.create(body);
     writeJson(res, 201, created);
   }
 
@@ -346,18 +340,18 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
     req: IncomingMessage,
     res: ServerResponse,
     rp: ResourcePath,
-    _subject: Subject,
+    dry: boolean,
   ): Promise<void> {
     const body = await bodyResource(req, rp);
     if (body.metadata.resourceVersion === "") delete body.metadata.resourceVersion;
-    writeJson(res, 200, await store.replace(body));
+    writeJson(res, 200, dry ? await dryRunReplace(store, body) : await store.replace(body));
   }
 
   async function patchResource(
     req: IncomingMessage,
     res: ServerResponse,
     rp: ResourcePath,
-    _subject: Subject,
+    dry: boolean,
   ): Promise<void> {
     const type = mediaType(req.headers["content-type"]);
     let apply: (current: unknown, patch: unknown) => unknown;
@@ -386,7 +380,7 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
         md.resourceVersion !== undefined && md.resourceVersion !== current.metadata.resourceVersion;
       if (!pinned) md.resourceVersion = current.metadata.resourceVersion;
       try {
-        writeJson(res, 200, await store.replace(patched));
+        writeJson(res, 200, dry ? await dryRunReplace(store, patched) : await store.replace(patched));
         return;
       } catch (err) {
         if (isResourceConflict(err) && !pinned && attempt < MAX_PATCH_RETRIES) continue;
@@ -399,14 +393,13 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
     req: IncomingMessage,
     res: ServerResponse,
     rp: ResourcePath,
-    _subject: Subject,
+    dryQuery: boolean,
   ): Promise<void> {
+    let dry = dryQuery;
     const opts = parseBody(await readBody(req), req.headers["content-type"]);
     let resourceVersion: string | undefined;
     if (isObj(opts)) {
-      if (Array.isArray(opts.dryRun) && opts.dryRun.length > 0) {
-        throw statusError(StatusReason.BadRequest, "dryRun is not supported by calico-apiserver");
-      }
+      if (Array.isArray(opts.dryRun)) dry ||= parseDryRun(opts.dryRun);
       const pre = opts.preconditions;
       if (isObj(pre)) {
         if (typeof pre.resourceVersion === "string" && pre.resourceVersion !== "") {
@@ -424,14 +417,34 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
         }
       }
     }
-    const deleted = await store.delete({
+    const ref = {
       kind: rp.kind.kind,
       name: rp.name ?? "",
       ...(rp.namespace !== undefined ? { namespace: rp.namespace } : {}),
       ...(resourceVersion !== undefined ? { resourceVersion } : {}),
-    });
+    };
+    const deleted = dry ? await dryRunDelete(store, ref) : await store.delete(ref);
     writeJson(res, 200, deleted);
   }
+}
+
+function discoveryDocument(path: string, host: string): unknown {
+  if (path === "/version") return versionInfo();
+  if (path === "/api") return apiVersions(host);
+  if (path === "/apis") return apiGroupList();
+  if (path === `/apis/${API_GROUP}`) return apiGroup();
+  if (path === GROUP_VERSION_PATH) return apiResourceList(KINDS);
+  if (path === "/openapi/v3") return openApiV3Root(KINDS);
+  if (isOpenApiV3GroupPath(path)) return openApiV3Group(KINDS);
+  return undefined;
+}
+
+/** `dryRun`: Kubernetes accepts only "All" (run every stage but storage). */
+function parseDryRun(values: readonly unknown[]): boolean {
+  const given = values.filter((v) => v !== "");
+  if (given.length === 0) return false;
+  if (given.every((v) => v === "All")) return true;
+  throw statusError(StatusReason.BadRequest, `dryRun must be "All", got ${JSON.stringify(given)}`);
 }
 
 const show = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify(v));
