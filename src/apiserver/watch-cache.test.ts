@@ -1,0 +1,268 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { MemoryDatastore } from "../datastore/memory.js";
+import type { Datastore, Watch, WatchEvent, WatchHandlers } from "../datastore/types.js";
+import { DatastoreError, DatastoreErrorCode, isCompacted } from "../datastore/types.js";
+import { eventKey, eventRevision, WatchCache } from "./watch-cache.js";
+
+/** A memory store whose watches can be broken on demand (as etcd's are when it restarts). */
+class FlakyDatastore {
+  readonly inner = new MemoryDatastore();
+  private readonly open = new Set<{ w: Watch; h: WatchHandlers }>();
+  watchCalls: number[] = [];
+  /** Fail the next `n` watch() calls immediately with UNAVAILABLE. */
+  failNextWatches = 0;
+
+  store(): Datastore {
+    const inner = this.inner;
+    return {
+      url: "flaky:",
+      get: (k) => inner.get(k),
+      list: (p) => inner.list(p),
+      create: (k, v) => inner.create(k, v),
+      update: (k, v, r) => inner.update(k, v, r),
+      delete: (k, r) => inner.delete(k, r),
+      revision: () => inner.revision(),
+      compact: (r) => inner.compact(r),
+      close: () => inner.close(),
+      watch: (prefix, after, h) => {
+        this.watchCalls.push(after);
+        if (this.failNextWatches > 0) {
+          this.failNextWatches--;
+          queueMicrotask(() => h.onError(new DatastoreError(DatastoreErrorCode.UNAVAILABLE, "etcd is down")));
+          return { close: () => {} };
+        }
+        const w = inner.watch(prefix, after, h);
+        const entry = { w, h };
+        this.open.add(entry);
+        return {
+          close: () => {
+            this.open.delete(entry);
+            w.close();
+          },
+        };
+      },
+    };
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  /** Break every open watch with `code`. */
+  breakWatches(code: DatastoreErrorCode): void {
+    for (const e of [...this.open]) {
+      this.open.delete(e);
+      e.w.close();
+      e.h.onError(new DatastoreError(code, `watch broken (${code})`));
+    }
+  }
+}
+
+const settle = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await settle(3);
+  }
+}
+
+/** Applies a subscription's events to a map, checking revisions only ever increase. */
+class Mirror {
+  readonly state = new Map<string, string>();
+  readonly revs: number[] = [];
+  /** A snapshot is in key order, not revision order. */
+  load(events: readonly WatchEvent[]): void {
+    for (const e of events) if (e.type === "put") this.state.set(e.kv.key, e.kv.value);
+  }
+
+  apply(events: readonly WatchEvent[]): void {
+    for (const e of events) {
+      const r = eventRevision(e);
+      const last = this.revs[this.revs.length - 1];
+      assert.ok(last === undefined || r >= last, `revision went back: ${r} after ${last}`);
+      this.revs.push(r);
+      if (e.type === "put") this.state.set(e.kv.key, e.kv.value);
+      else this.state.delete(eventKey(e));
+    }
+  }
+}
+
+async function storeState(ds: Datastore, prefix: string): Promise<Map<string, string>> {
+  return new Map((await ds.list(prefix)).items.map((kv) => [kv.key, kv.value]));
+}
+
+describe("WatchCache", () => {
+  test("mirrors the store; subscribers get snapshot or replay, then live events", async () => {
+    const ds = new MemoryDatastore();
+    await ds.create("/calico/a", "1");
+    await ds.create("/other/x", "1");
+    const cache = new WatchCache(ds);
+    try {
+      await cache.start();
+      assert.equal(cache.currentRevision, 2);
+      assert.deepEqual(
+        cache.snapshot("/calico/").items.map((kv) => kv.key),
+        ["/calico/a"],
+      );
+      const m = new Mirror();
+      const sub = cache.subscribe("/calico/", undefined, {
+        onEvents: (es) => m.apply(es),
+        onClose: () => {},
+      });
+      m.load(sub.backlog);
+      await ds.create("/calico/b", "2");
+      await ds.update("/calico/a", "3");
+      await until(() => m.state.get("/calico/a") === "3", "live update");
+      assert.deepEqual(
+        [...m.state],
+        [
+          ["/calico/a", "3"],
+          ["/calico/b", "2"],
+        ],
+      );
+      const resumed = cache.subscribe("/calico/", 3, { onEvents: () => {}, onClose: () => {} });
+      assert.deepEqual(resumed.backlog.map(eventRevision), [4]);
+      sub.cancel();
+      resumed.cancel();
+    } finally {
+      cache.close();
+      await ds.close();
+    }
+  });
+
+  test("the ring is bounded: resumes from before it fail REVISION_COMPACTED", async () => {
+    const ds = new MemoryDatastore();
+    const cache = new WatchCache(ds, { historyEvents: 5 });
+    try {
+      await cache.start();
+      for (let i = 0; i < 20; i++) await ds.create(`/calico/${i}`, "1");
+      await until(() => cache.currentRevision === 20, "revision 20");
+      assert.equal(cache.oldestRevision, 15);
+      assert.throws(
+        () => cache.subscribe("/calico/", 14, { onEvents: () => {}, onClose: () => {} }),
+        (e: unknown) => isCompacted(e),
+      );
+      const s = cache.subscribe("/calico/", 15, { onEvents: () => {}, onClose: () => {} });
+      assert.deepEqual(s.backlog.map(eventRevision), [16, 17, 18, 19, 20]);
+      s.cancel();
+      // And the Datastore-semantics watch reports it through onError.
+      const err = await new Promise<Error>((resolve) =>
+        cache.watch("/calico/", 3, { onEvents: () => {}, onError: resolve }),
+      );
+      assert.ok(isCompacted(err));
+    } finally {
+      cache.close();
+      await ds.close();
+    }
+  });
+
+  test("a broken datastore watch is resumed from the cache revision: no gap, no duplicate", async () => {
+    const flaky = new FlakyDatastore();
+    const ds = flaky.store();
+    const errors: unknown[] = [];
+    const cache = new WatchCache(ds, { retryMinMs: 5, onDatastoreError: (e) => errors.push(e) });
+    const m = new Mirror();
+    try {
+      await cache.start();
+      const sub = cache.subscribe("/calico/", 0, { onEvents: (es) => m.apply(es), onClose: () => {} });
+      m.apply(sub.backlog);
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < 10; i++) await ds.create(`/calico/r${round}/${i}`, String(i));
+        flaky.failNextWatches = 2; // the first two re-watches fail too
+        flaky.breakWatches(DatastoreErrorCode.UNAVAILABLE);
+        await until(() => flaky.openCount === 1, "the cache to watch again");
+        for (let i = 0; i < 5; i++) await ds.delete(`/calico/r${round}/${i}`);
+      }
+      await until(() => cache.currentRevision === 75, "revision 75");
+      await settle();
+      assert.deepEqual(
+        m.revs,
+        Array.from({ length: 75 }, (_, i) => i + 1),
+      );
+      assert.deepEqual(m.state, await storeState(ds, "/calico/"));
+      assert.equal(errors.length, 15);
+      assert.ok(cache.inSync);
+      sub.cancel();
+    } finally {
+      cache.close();
+      await ds.close();
+    }
+  });
+
+  test("a compacted datastore watch re-lists and emits exactly the difference", async () => {
+    const flaky = new FlakyDatastore();
+    const ds = flaky.store();
+    const cache = new WatchCache(ds, { retryMinMs: 5 });
+    const m = new Mirror();
+    try {
+      await ds.create("/calico/keep", "1");
+      await ds.create("/calico/change", "1");
+      await ds.create("/calico/remove", "1");
+      await cache.start();
+      const sub = cache.subscribe("/calico/", undefined, {
+        onEvents: (es) => m.apply(es),
+        onClose: () => {},
+      });
+      m.load(sub.backlog);
+      // Take the cache's watch away, change things behind its back, then report compaction.
+      flaky.failNextWatches = 1000;
+      flaky.breakWatches(DatastoreErrorCode.UNAVAILABLE);
+      await ds.update("/calico/change", "2");
+      await ds.delete("/calico/remove");
+      await ds.create("/calico/new", "1");
+      await ds.update("/calico/new", "2");
+      await ds.create("/calico/tmp", "1");
+      await ds.delete("/calico/tmp");
+      await flaky.inner.compact(await ds.revision());
+      flaky.failNextWatches = 0;
+      // The retry loop resumes from the old revision and is told it is compacted → re-list.
+      await until(() => cache.currentRevision === 9 && cache.oldestRevision === 9, "re-list at 9");
+      await settle();
+      assert.deepEqual(m.state, await storeState(ds, "/calico/"));
+      // One event per changed key: change(put), new(put), remove(delete) — not the 6 writes.
+      assert.equal(m.revs.length, 3);
+      assert.throws(
+        () => cache.subscribe("/calico/", 4, { onEvents: () => {}, onClose: () => {} }),
+        (e: unknown) => isCompacted(e),
+      );
+      sub.cancel();
+    } finally {
+      cache.close();
+      await ds.close();
+    }
+  });
+
+  test("watch() has Datastore semantics: async delivery, close stops it, prefix scoped", async () => {
+    const ds = new MemoryDatastore();
+    const cache = new WatchCache(ds);
+    try {
+      await cache.start();
+      await ds.create("/calico/a/1", "1");
+      await ds.create("/calico/b/1", "1");
+      await until(() => cache.currentRevision === 2, "revision 2");
+      let sync = true;
+      const got: number[] = [];
+      const w = cache.watch("/calico/a/", 0, {
+        onEvents: (es) => {
+          assert.equal(sync, false);
+          got.push(...es.map(eventRevision));
+        },
+        onError: (e) => assert.fail(e),
+      });
+      sync = false;
+      await ds.create("/calico/a/2", "1");
+      await until(() => got.length === 2, "2 events");
+      w.close();
+      await ds.create("/calico/a/3", "1");
+      await settle();
+      assert.deepEqual(got, [1, 3]);
+      assert.equal(await cache.revision(), 4);
+    } finally {
+      cache.close();
+      await ds.close();
+    }
+  });
+});
