@@ -90,6 +90,14 @@ async function watchEvents(
   return events;
 }
 
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}
+
 before(async () => {
   s = await startTestServer();
 });
@@ -598,7 +606,8 @@ describe("watch", () => {
     assert.equal((await call("POST", `${GV}/ippools?watch=true`, {})).status, 405);
   });
 
-  test("a closed client's watch is released", async () => {
+  test("a client that goes away releases its datastore watch", async () => {
+    const before = s.openWatches();
     const ctl = new AbortController();
     const r = await fetch(
       `${s.url}${GV}/ippools?watch=true&resourceVersion=${await s.datastore.revision()}`,
@@ -607,9 +616,30 @@ describe("watch", () => {
       },
     );
     assert.equal(r.status, 200);
+    await waitFor("the watch to open", () => s.openWatches() === before + 1);
     ctl.abort();
-    // The server must still answer and have no stuck handler for this watch.
-    await new Promise((res) => setTimeout(res, 50));
-    assert.equal((await call("GET", `${GV}/ippools`)).status, 200);
+    await waitFor("the watch to close", () => s.openWatches() === before);
+  });
+
+  test("a client that stops reading is cut off once the buffer bound is passed", async () => {
+    const small = await startTestServer(undefined, { maxWatchBuffer: 64 * 1024 });
+    try {
+      const body = { ...gnp("big", 1), metadata: { name: "big", annotations: { pad: "x".repeat(100_000) } } };
+      // A raw socket that never reads: the server's socket buffer and then its queue fill up.
+      const { connect } = await import("node:net");
+      const url = new URL(small.url);
+      const sock = connect(Number(url.port), url.hostname);
+      sock.pause();
+      sock.write(`GET ${GV}/globalnetworkpolicies?watch=true&resourceVersion=0 HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await waitFor("the watch to open", () => small.openWatches() === 1);
+      for (let i = 0; i < 40 && small.openWatches() === 1; i++) {
+        await small.store.create({ ...body, metadata: { ...body.metadata, name: `big-${i}` } });
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      await waitFor("the slow watcher to be cut off", () => small.openWatches() === 0);
+      sock.destroy();
+    } finally {
+      await small.close();
+    }
   });
 });

@@ -39,12 +39,14 @@ import {
   type Subject,
 } from "./k8s/status.js";
 import { parseIncludeObject, representationOf, toTable } from "./k8s/table.js";
-import { serveWatch } from "./k8s/watch.js";
+import { MAX_BUFFERED, serveWatch } from "./k8s/watch.js";
 import { dryRunCreate, dryRunDelete, dryRunReplace } from "./k8s/dry-run.js";
 
 export interface K8sApiDeps {
   store: ResourceStore;
   watchSource: Pick<Datastore, "watch" | "revision">;
+  /** Bytes queued for a watch client before it is cut off (default 8 MiB). */
+  maxWatchBuffer?: number;
 }
 
 export type K8sApiHandler = (req: IncomingMessage, res: ServerResponse, auth: AuthInfo) => Promise<boolean>;
@@ -243,10 +245,11 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
       representation: representationOf(req.headers.accept),
       includeObject: parseIncludeObject(q.get("includeObject")),
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      maxBuffered: deps.maxWatchBuffer ?? MAX_BUFFERED,
     };
     if (rvText === "" || rvText === "0") {
       const { items, revision } = await store.list(rp.kind.kind, rp.namespace);
-      return serveWatch(req, res, watchSource, { ...base, afterRevision: revision, initial: items });
+      return serveWatch(res, watchSource, { ...base, afterRevision: revision, initial: items });
     }
     if (!/^\d+$/.test(rvText)) {
       throw statusError(
@@ -254,7 +257,7 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
         `resourceVersion must be a revision number, got "${rvText}"`,
       );
     }
-    return serveWatch(req, res, watchSource, { ...base, afterRevision: Number(rvText) });
+    return serveWatch(res, watchSource, { ...base, afterRevision: Number(rvText) });
   }
 
   /** The request body as a resource of the path's kind, in the path's namespace. */

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { MemoryDatastore } from "../../datastore/memory.js";
 import { ResourceStore } from "../../datastore/resources.js";
 import type { AuthInfo } from "../auth.js";
+import type { Datastore } from "../../datastore/types.js";
 import { createK8sApiHandler } from "../k8s-api.js";
 
 export interface TestServer {
@@ -16,17 +17,42 @@ export interface TestServer {
   server: Server;
   /** Every request the server saw, as `METHOD path?query`. */
   requests: string[];
+  /** Datastore watches the handler has open right now. */
+  openWatches(): number;
   close(): Promise<void>;
 }
 
 export const ADMIN: AuthInfo = { user: "admin", uid: "1", groups: [], readOnly: false };
 export const READER: AuthInfo = { user: "viewer", uid: "2", groups: ["read-only"], readOnly: true };
 
-export async function startTestServer(auth: AuthInfo = ADMIN): Promise<TestServer> {
+export async function startTestServer(
+  auth: AuthInfo = ADMIN,
+  opts: { maxWatchBuffer?: number } = {},
+): Promise<TestServer> {
   const datastore = new MemoryDatastore();
   const store = new ResourceStore(datastore);
   await store.ensureBuiltins();
-  const handler = createK8sApiHandler({ store, watchSource: datastore });
+  let open = 0;
+  const watchSource: Pick<Datastore, "watch" | "revision"> = {
+    revision: () => datastore.revision(),
+    watch(prefix, afterRevision, handlers) {
+      const w = datastore.watch(prefix, afterRevision, handlers);
+      open++;
+      let closed = false;
+      return {
+        close() {
+          if (!closed) open--;
+          closed = true;
+          w.close();
+        },
+      };
+    },
+  };
+  const handler = createK8sApiHandler({
+    store,
+    watchSource,
+    ...(opts.maxWatchBuffer !== undefined ? { maxWatchBuffer: opts.maxWatchBuffer } : {}),
+  });
   const requests: string[] = [];
   const server = createServer((req, res) => {
     requests.push(`${req.method ?? ""} ${req.url ?? ""}`);
@@ -50,6 +76,7 @@ export async function startTestServer(auth: AuthInfo = ADMIN): Promise<TestServe
     store,
     server,
     requests,
+    openWatches: () => open,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -12,7 +12,7 @@
  * - `timeoutSeconds` ends the stream cleanly; a client that stops reading is cut off once
  *   MAX_BUFFERED bytes wait for it (it re-watches from its last revision).
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import type { Datastore, KV, WatchEvent } from "../../datastore/types.js";
 import { parseResourceKey, resourceKey } from "../../datastore/keys.js";
 import { API_VERSION, type AnyResource } from "../../api/resource.js";
@@ -66,6 +66,8 @@ export interface WatchRequest {
   includeObject: IncludeObject;
   /** End the stream after this many seconds (Kubernetes `timeoutSeconds`). */
   timeoutSeconds?: number;
+  /** Cut the client off when this many bytes wait for it (default MAX_BUFFERED). */
+  maxBuffered: number;
 }
 
 /** Translate datastore events into watch events, tracking which objects the client holds. */
@@ -108,7 +110,6 @@ export class WatchTranslator {
  * client gone). The response must not have been started.
  */
 export function serveWatch(
-  req: IncomingMessage,
   res: ServerResponse,
   source: Pick<Datastore, "watch">,
   w: WatchRequest,
@@ -134,19 +135,22 @@ export function serveWatch(
       return `${JSON.stringify({ type, object: out })}\n`;
     };
 
-    const finish = () => {
+    /** End the stream; `cutOff` drops the connection instead of flushing what is queued. */
+    const finish = (cutOff = false) => {
       if (done) return;
       done = true;
       if (timer !== undefined) clearTimeout(timer);
       open.watch?.close();
-      if (!res.writableEnded) res.end();
+      if (cutOff) res.destroy();
+      else if (!res.writableEnded) res.end();
       resolve();
     };
 
     const send = (type: WatchEventType, object: unknown) => {
       if (done) return;
       res.write(encode(type, object));
-      if (res.writableLength > MAX_BUFFERED) finish();
+      // A client that does not read: memory for it stays bounded, it re-watches later.
+      if (res.writableLength > w.maxBuffered) finish(true);
     };
 
     res.writeHead(200, {
@@ -155,10 +159,10 @@ export function serveWatch(
       "Transfer-Encoding": "chunked",
     });
     res.flushHeaders();
-    req.on("close", finish);
-    res.on("close", finish);
+    // The response closes when the stream ends or the client goes away.
+    res.on("close", () => finish());
     if (w.timeoutSeconds !== undefined && w.timeoutSeconds > 0) {
-      timer = setTimeout(finish, w.timeoutSeconds * 1000);
+      timer = setTimeout(() => finish(), w.timeoutSeconds * 1000);
       timer.unref();
     }
 
