@@ -446,6 +446,48 @@ describe("create, get, list, replace, patch, delete", () => {
     assert.equal((await call("POST", `${GV}/ippools?dryRun=Some`, pool("dry", "198.19.9.0/24"))).status, 400);
   });
 
+  test("malformed requests get a 4xx Status, never a 5xx", async () => {
+    await call("POST", `${GV}/globalnetworkpolicies`, gnp("mal", 1));
+    const MERGE = { "content-type": "application/merge-patch+json" };
+    const JSONP = { "content-type": "application/json-patch+json" };
+    const cases: [string, string, unknown, Record<string, string>?][] = [
+      ["POST", `${GV}/ippools`, "[1,2]"],
+      ["POST", `${GV}/ippools`, "null"],
+      ["POST", `${GV}/ippools`, { kind: "IPPool", metadata: "x" }],
+      ["POST", `${GV}/ippools`, { kind: "IPPool", apiVersion: "v1", metadata: { name: "a" } }],
+      ["POST", `${GV}/ippools`, { kind: "IPPool", metadata: { name: 7 }, spec: { cidr: "198.19.3.0/24" } }],
+      ["POST", `${GV}/ippools`, ""],
+      [
+        "PUT",
+        `${GV}/globalnetworkpolicies/mal`,
+        { ...gnp("mal", 1), metadata: { name: "mal", resourceVersion: 5 } },
+      ],
+      [
+        "PUT",
+        `${GV}/globalnetworkpolicies/mal`,
+        { ...gnp("mal", 1), metadata: { name: "mal", resourceVersion: "x" } },
+      ],
+      ["PATCH", `${GV}/globalnetworkpolicies/mal`, "{not json", MERGE],
+      ["PATCH", `${GV}/globalnetworkpolicies/mal`, '"a string"', MERGE],
+      ["PATCH", `${GV}/globalnetworkpolicies/mal`, "", MERGE],
+      ["PATCH", `${GV}/globalnetworkpolicies/mal`, { op: "add" }, JSONP],
+      ["PATCH", `${GV}/globalnetworkpolicies/mal`, [{ op: "replace", path: "", value: 1 }], JSONP],
+      ["PATCH", `${GV}/globalnetworkpolicies/mal`, { kind: "IPPool" }, MERGE],
+      ["PATCH", `${GV}/globalnetworkpolicies/mal`, {}, {}],
+      ["DELETE", `${GV}/globalnetworkpolicies/mal`, "{bad"],
+      ["GET", `${GV}/globalnetworkpolicies?fieldSelector=spec.order%3D1`, undefined],
+      ["GET", `${GV}/globalnetworkpolicies/%E0%A4%A`, undefined],
+      ["GET", `${GV}/globalnetworkpolicies?watch=true&resourceVersion=-3`, undefined],
+    ];
+    for (const [method, path, body, headers] of cases) {
+      const r = await call(method, path, body, headers);
+      const what = `${method} ${path} ${JSON.stringify(body)} -> ${r.status} ${JSON.stringify(r.json)}`;
+      assert.ok(r.status >= 400 && r.status < 500, what);
+      assert.equal(r.json.kind, "Status", what);
+    }
+    assert.equal((await call("GET", `${GV}/globalnetworkpolicies/mal`)).json.spec.order, 1);
+  });
+
   test("bodies over the size limit are 413", async () => {
     const big = JSON.stringify({ ...pool("big", "198.19.9.0/24"), pad: "x".repeat(4 * 1024 * 1024) });
     const r = await call("POST", `${GV}/ippools`, big);

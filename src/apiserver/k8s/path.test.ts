@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { parseResourcePath } from "./path.js";
 import { StatusError } from "./status.js";
 
@@ -37,4 +38,32 @@ test("paths that name nothing are 404", () => {
       path,
     );
   }
+});
+
+test("any path parses or is a 4xx Status, never another error", () => {
+  const seg = fc.oneof(
+    fc.constantFrom(
+      "namespaces",
+      "watch",
+      "ippools",
+      "networkpolicies",
+      "prod",
+      "a",
+      "",
+      "%",
+      "%E0%A4%A",
+      "%2F",
+    ),
+    fc.string({ maxLength: 8 }),
+  );
+  fc.assert(
+    fc.property(fc.array(seg, { maxLength: 6 }), (segs) => {
+      try {
+        parseResourcePath(`${P}/${segs.join("/")}`);
+      } catch (e) {
+        assert.ok(e instanceof StatusError && e.status.code >= 400 && e.status.code < 500, String(e));
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });

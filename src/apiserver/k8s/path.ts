@@ -28,7 +28,12 @@ const notFound = (path: string) =>
 /** Parse the part after `/apis/projectcalico.org/v3/`; throws a 404 Status when it names nothing. */
 export function parseResourcePath(path: string): ResourcePath {
   const rest = path.slice(GROUP_VERSION_PATH.length + 1);
-  let segs = rest.split("/").map((s) => decodeURIComponent(s));
+  let segs: string[];
+  try {
+    segs = rest.split("/").map((s) => decodeURIComponent(s));
+  } catch {
+    throw statusError(StatusReason.BadRequest, `malformed percent-encoding in path ${JSON.stringify(path)}`);
+  }
   const legacyWatch = segs[0] === "watch";
   if (legacyWatch) segs = segs.slice(1);
   let namespace: string | undefined;

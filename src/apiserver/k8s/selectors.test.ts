@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { matchesLabels, objectFilter, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import { StatusError } from "./status.js";
 import type { AnyResource } from "../../api/resource.js";
@@ -77,4 +78,44 @@ test("an object filter combines both selectors and knows when it is empty", () =
   assert.equal(f.matches(res("a")), true);
   assert.equal(f.matches(res("b")), false);
   assert.equal(objectFilter("app=db", null).matches(res("a")), false);
+});
+
+test("any selector text parses or is a 400 Status, never another error", () => {
+  const piece = fc.constantFrom(
+    "a",
+    "b",
+    "=",
+    "==",
+    "!=",
+    "!",
+    ",",
+    " in ",
+    " notin ",
+    "(",
+    ")",
+    " ",
+    "x/y",
+    "<",
+    ">",
+    "1",
+    "-",
+  );
+  const text = fc.oneof(
+    fc.string({ maxLength: 30 }),
+    fc.array(piece, { maxLength: 12 }).map((p) => p.join("")),
+  );
+  fc.assert(
+    fc.property(text, (t) => {
+      for (const parse of [parseLabelSelector, parseFieldSelector]) {
+        try {
+          const sel = parse(t);
+          if (parse === parseLabelSelector)
+            matchesLabels(sel as ReturnType<typeof parseLabelSelector>, labels);
+        } catch (e) {
+          assert.ok(e instanceof StatusError && e.status.code === 400, String(e));
+        }
+      }
+    }),
+    { numRuns: 3000 },
+  );
 });
