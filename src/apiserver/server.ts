@@ -23,6 +23,7 @@ import { ApiServerMetrics } from "./metrics.js";
 import { handleRawApi, rawRoute, type RawApiContext } from "./raw-api.js";
 import { WatchCache, type WatchCacheOptions } from "./watch-cache.js";
 import { WatchStream, type WatchStreamLimits } from "./watch-stream.js";
+import { createK8sApiHandler } from "./k8s-api.js";
 
 export type K8sApiHandler = (req: IncomingMessage, res: ServerResponse, auth: AuthInfo) => Promise<boolean>;
 
@@ -44,7 +45,7 @@ export interface ApiServerOptions {
   cache?: Omit<WatchCacheOptions, "root" | "onDatastoreError">;
   /** How long a watch waits for the cache to get in sync before 503 (default 10 s). */
   readyTimeoutMs?: number;
-  /** The Kubernetes-style API; default: `createK8sApiHandler` from ./k8s-api.js when it exists. */
+  /** The Kubernetes-style API; default: `createK8sApiHandler` (k8s-api.ts); null: none. */
   k8sApi?: K8sApiHandler | null;
   log?: (line: string) => void;
 }
@@ -114,7 +115,17 @@ export class ApiServer {
 
   /** Start the cache and listen; resolves once listening (readiness follows the cache). */
   async start(): Promise<void> {
-    if (this.k8s === undefined) this.k8s = await loadK8sApi(this.opts.store, this.cache);
+    if (this.k8s === undefined) {
+      const store = new ResourceStore(this.opts.store);
+      this.k8s = createK8sApiHandler({ store, watchSource: this.cache });
+      // The default tier and ClusterInformation exist in every initialised store (resources.ts);
+      // best effort: a datastore that is down now gets them on the first resource write.
+      if (this.root === "/calico/") {
+        store
+          .ensureBuiltins()
+          .catch((err: unknown) => this.log(`cannot create the built-in resources: ${String(err)}`));
+      }
+    }
     void this.cache.start().then(() => {
       this.metrics.cacheRevision.set(this.cache.currentRevision);
     });
@@ -399,23 +410,4 @@ function sendDenied(res: ServerResponse, status: 401 | 403, k8s: boolean): void 
       message: reason,
     });
   }
-}
-
-/** The Kubernetes-style API module, when it has been written (src/apiserver/k8s-api.ts). */
-async function loadK8sApi(store: Datastore, watchSource: WatchCache): Promise<K8sApiHandler | null> {
-  const spec = "./k8s-api.js";
-  let mod: { createK8sApiHandler?: unknown };
-  try {
-    mod = (await import(spec)) as { createK8sApiHandler?: unknown };
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    if (e.code === "ERR_MODULE_NOT_FOUND" && e.message?.includes("k8s-api") === true) return null;
-    throw err;
-  }
-  if (typeof mod.createK8sApiHandler !== "function") return null;
-  const create = mod.createK8sApiHandler as (deps: {
-    store: ResourceStore;
-    watchSource: Pick<Datastore, "watch" | "revision">;
-  }) => K8sApiHandler;
-  return create({ store: new ResourceStore(store), watchSource });
 }
