@@ -635,7 +635,9 @@ class EtcdWatch implements Watch {
     this.attempts++;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      if (err instanceof EtcdInvalidAuthTokenError) {
+      // etcd forgets its simple tokens when it restarts: the reconnect after a restart of an
+      // etcd with auth meets "invalid auth token".
+      if (err instanceof EtcdInvalidAuthTokenError || /invalid auth token/i.test(msgOf(err))) {
         // A unary call re-authenticates (etcd3 refreshes the token on this error); then retry.
         void this.store.revision().then(
           () => this.connect(),
