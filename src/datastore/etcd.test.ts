@@ -61,6 +61,64 @@ if (skip !== false) {
       }
     });
 
+    test("with a dead endpoint listed first or second, every call fails over to the live one", async () => {
+      for (const endpoints of [
+        ["127.0.0.1:1", need().endpoint],
+        [need().endpoint, "127.0.0.1:1"],
+      ]) {
+        const s = new EtcdDatastore({ endpoints });
+        try {
+          const p = `/calico/failover/${process.pid}/${endpoints[0]}/`;
+          for (let i = 0; i < 20; i++) {
+            const kv = await s.create(`${p}${i}`, String(i));
+            assert.equal((await s.get(`${p}${i}`))?.value, String(i));
+            await s.update(`${p}${i}`, "x", kv.modRevision);
+          }
+          assert.equal((await s.list(p)).items.length, 20);
+        } finally {
+          await s.close();
+        }
+      }
+    });
+
+    test("no gRPC failure escapes as an unhandled rejection or exception", async () => {
+      const escaped: unknown[] = [];
+      const onRejection = (e: unknown) => escaped.push(e);
+      process.on("unhandledRejection", onRejection);
+      process.on("uncaughtException", onRejection);
+      try {
+        // Watches connecting and calls in flight to nowhere, then closed mid-way.
+        const dead = new EtcdDatastore({ endpoints: ["127.0.0.1:1"], reconnectMinMs: 5 });
+        const errors: Error[] = [];
+        for (let i = 0; i < 5; i++)
+          dead.watch(`/calico/${i}/`, 0, { onEvents: () => {}, onError: (e) => errors.push(e) });
+        const calls = Promise.allSettled([
+          dead.get("/calico/a"),
+          dead.create("/calico/a", "1"),
+          dead.list("/calico/"),
+        ]);
+        await new Promise((r) => setTimeout(r, 200));
+        await dead.close();
+        await calls;
+        // A live store closed while its watches and calls are in flight.
+        const live = openEtcdDatastore(need().url());
+        for (let i = 0; i < 5; i++) live.watch(`/calico/${i}/`, 0, { onEvents: () => {}, onError: () => {} });
+        const inFlight = Promise.allSettled([
+          live.create(`/calico/closing/${process.pid}`, "1"),
+          live.list("/calico/"),
+        ]);
+        await live.close();
+        await inFlight;
+        await new Promise((r) => setTimeout(r, 300));
+        assert.deepEqual(escaped, []);
+        assert.equal(errors.length, 5);
+        assert.ok(errors.every((e) => (e as { code?: string }).code === "DATASTORE_CLOSED"));
+      } finally {
+        process.off("unhandledRejection", onRejection);
+        process.off("uncaughtException", onRejection);
+      }
+    });
+
     test("the store revision is etcd's header revision", async () => {
       const s = openEtcdDatastore(need().url());
       try {

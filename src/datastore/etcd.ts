@@ -74,11 +74,56 @@ const utf8 = (b: Buffer | undefined | null): string =>
   b === undefined || b === null ? "" : b.toString("utf8");
 const bytes = (s: string): Buffer => Buffer.from(s, "utf8");
 
-/** A policy that just runs the call: retries and failover are decided here, not in etcd3. */
+type Policy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
+
+/** A policy that just runs the call: retries are decided here, not in etcd3. */
 const passThrough = {
   execute: <T>(fn: (ctx: unknown) => T | Promise<T>): Promise<T> =>
     Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 })),
-} as unknown as NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
+} as unknown as Policy;
+
+/** gRPC's words for a call that never reached the server: safe to send again, even a write. */
+const isNeverSent = (err: unknown) =>
+  /No connection established|Failed to connect|ECONNREFUSED|is marked down/i.test(msgOf(err));
+
+/**
+ * Per-endpoint failover: an endpoint whose connection failed is skipped for `DOWN_MS` (etcd3's
+ * pool then picks another one), unless every endpoint is down, when all are tried again. Unlike
+ * etcd3's default circuit breaker, a single endpoint is never locked out, so a restarted etcd
+ * is used again at once.
+ */
+const DOWN_MS = 1_000;
+class Endpoints {
+  private readonly downUntil = new Map<string, number>();
+  constructor(private readonly hosts: readonly string[]) {}
+
+  policy(host: string): Policy {
+    return {
+      execute: <T>(fn: (ctx: unknown) => T | Promise<T>): Promise<T> => {
+        const now = Date.now();
+        if (
+          (this.downUntil.get(host) ?? 0) > now &&
+          this.hosts.some((h) => (this.downUntil.get(h) ?? 0) <= now)
+        ) {
+          return Promise.reject(new Error(`etcd endpoint ${host} is marked down`));
+        }
+        return Promise.resolve()
+          .then(() => fn({ signal: new AbortController().signal, attempt: 0 }))
+          .then(
+            (v) => {
+              this.downUntil.delete(host);
+              return v;
+            },
+            (err: unknown) => {
+              if (isNeverSent(err) || /UNAVAILABLE/.test(msgOf(err)))
+                this.downUntil.set(host, Date.now() + DOWN_MS);
+              throw err;
+            },
+          );
+      },
+    } as unknown as Policy;
+  }
+}
 
 /** The end of etcd's key range for all keys starting with `prefix` (etcd's prefix-end rule). */
 export function etcdPrefixEnd(prefix: Buffer): Buffer {
@@ -163,12 +208,13 @@ export class EtcdDatastore implements Datastore {
       opts.url ??
       `${opts.tls !== undefined ? "etcds" : "etcd"}://${this.username !== undefined ? `${encodeURIComponent(this.username)}@` : ""}${this.endpoints.join(",")}`;
     const timeout = this.callTimeoutMs;
+    const endpoints = new Endpoints(this.endpoints.map((h) => `${scheme}://${h}`));
     const options: IOptions = {
       hosts: this.endpoints.map((h) => `${scheme}://${h}`),
       // Large values (256 KiB and more) and long watch batches: well above gRPC's 4 MiB default.
       grpcOptions: { "grpc.max_receive_message_length": 256 * 1024 * 1024 },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-      faultHandling: { host: () => passThrough, global: passThrough },
+      faultHandling: { host: (h) => endpoints.policy(h), global: passThrough },
     };
     if (opts.tls !== undefined) {
       options.credentials = {
@@ -227,11 +273,13 @@ export class EtcdDatastore implements Datastore {
       checkKey(key);
       checkValue(key, value);
       const k = bytes(key);
-      const res = await this.client.kv.txn({
-        compare: [{ key: k, target: "Create", result: "Equal", create_revision: 0 }],
-        success: [{ request_put: { key: k, value: bytes(value) } }],
-        failure: [],
-      });
+      const res = await this.send(() =>
+        this.client.kv.txn({
+          compare: [{ key: k, target: "Create", result: "Equal", create_revision: 0 }],
+          success: [{ request_put: { key: k, value: bytes(value) } }],
+          failure: [],
+        }),
+      );
       if (!res.succeeded) {
         throw new DatastoreError(
           DatastoreErrorCode.ALREADY_EXISTS,
@@ -252,11 +300,13 @@ export class EtcdDatastore implements Datastore {
       checkValue(key, value);
       if (expectedRevision !== undefined) checkRevision("expected revision", expectedRevision);
       const k = bytes(key);
-      const res = await this.client.kv.txn({
-        compare: this.guards(k, expectedRevision),
-        success: [{ request_put: { key: k, value: bytes(value), prev_kv: true } }],
-        failure: [{ request_range: { key: k } }],
-      });
+      const res = await this.send(() =>
+        this.client.kv.txn({
+          compare: this.guards(k, expectedRevision),
+          success: [{ request_put: { key: k, value: bytes(value), prev_kv: true } }],
+          failure: [{ request_range: { key: k } }],
+        }),
+      );
       if (!res.succeeded)
         throw this.refused("update", key, expectedRevision, res.responses[0]?.response_range?.kvs[0]);
       const prev = res.responses[0]?.response_put?.prev_kv;
@@ -272,11 +322,13 @@ export class EtcdDatastore implements Datastore {
       checkKey(key);
       if (expectedRevision !== undefined) checkRevision("expected revision", expectedRevision);
       const k = bytes(key);
-      const res = await this.client.kv.txn({
-        compare: this.guards(k, expectedRevision),
-        success: [{ request_delete_range: { key: k, prev_kv: true } }],
-        failure: [{ request_range: { key: k } }],
-      });
+      const res = await this.send(() =>
+        this.client.kv.txn({
+          compare: this.guards(k, expectedRevision),
+          success: [{ request_delete_range: { key: k, prev_kv: true } }],
+          failure: [{ request_range: { key: k } }],
+        }),
+      );
       if (!res.succeeded)
         throw this.refused("delete", key, expectedRevision, res.responses[0]?.response_range?.kvs[0]);
       const prev = res.responses[0]?.response_delete_range?.prev_kvs[0];
@@ -342,7 +394,7 @@ export class EtcdDatastore implements Datastore {
       // so, as with the other drivers, a watch of this client keeps its events.
       await this.settleOwnWatches(target);
       try {
-        await this.client.kv.compact({ revision: target, physical: false });
+        await this.send(() => this.client.kv.compact({ revision: target, physical: false }));
       } catch (err) {
         if (isCompactedMsg(err)) return; // already compacted at or above: nothing to do
         if (isFutureRevMsg(err)) {
@@ -445,15 +497,27 @@ export class EtcdDatastore implements Datastore {
     );
   }
 
-  /** Reads may be retried: once per endpoint on a connection failure (another member may answer). */
+  /** Reads may be retried on any connection failure: another member may answer. */
   private async read<T>(fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    return this.retrying(fn, (err) => isNeverSent(err) || /UNAVAILABLE/.test(msgOf(err)));
+  }
+
+  /**
+   * Writes are sent again only when the first attempt never left this process (no connection):
+   * a write whose answer was lost may have happened, and a second create would then fail.
+   */
+  private async send<T>(fn: () => Promise<T>): Promise<T> {
+    return this.retrying(fn, isNeverSent);
+  }
+
+  private async retrying<T>(fn: () => Promise<T>, again: (err: unknown) => boolean): Promise<T> {
+    const attempts = 2 * this.endpoints.length;
+    for (let attempt = 1; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
-        const retriable = /UNAVAILABLE|No connection established|ECONNREFUSED/i.test(msgOf(err));
-        if (!retriable || attempt >= this.endpoints.length) throw err;
-        await new Promise((r) => setTimeout(r, 20));
+        if (!again(err) || attempt >= attempts || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, 10));
       }
     }
   }
