@@ -6,6 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
+import type { Datastore, Watch, WatchEvent } from "../src/datastore/types.js";
+import { isCompacted } from "../src/datastore/types.js";
 
 export interface CallResult {
   status: number;
@@ -209,4 +211,49 @@ export function makeCert(): {
     keyPath,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A syncer-style client: list, watch from the listed revision, re-list on REVISION_COMPACTED. */
+export class ClientMirror {
+  state = new Map<string, string>();
+  revision = 0;
+  relists = 0;
+  readonly duplicates: number[] = [];
+  private watch: Watch | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly ds: Datastore,
+    private readonly prefix: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const l = await this.ds.list(this.prefix);
+    this.state = new Map(l.items.map((kv) => [kv.key, kv.value]));
+    this.revision = l.revision;
+    this.watch = this.ds.watch(this.prefix, l.revision, {
+      onEvents: (es) => this.apply(es),
+      onError: (err) => {
+        if (this.stopped) return;
+        if (!isCompacted(err)) throw err;
+        this.relists++;
+        void this.start();
+      },
+    });
+  }
+
+  private apply(events: WatchEvent[]): void {
+    for (const e of events) {
+      const r = e.type === "put" ? e.kv.modRevision : e.revision;
+      if (r <= this.revision) this.duplicates.push(r);
+      this.revision = r;
+      if (e.type === "put") this.state.set(e.kv.key, e.kv.value);
+      else this.state.delete(e.key);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watch?.close();
+  }
 }

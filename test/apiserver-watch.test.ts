@@ -8,10 +8,10 @@ import { runInNewContext } from "node:vm";
 import { MemoryDatastore } from "../src/datastore/memory.js";
 import { SqliteDatastore } from "../src/datastore/sqlite.js";
 import { HttpDatastore } from "../src/datastore/http.js";
-import type { Datastore, Watch, WatchEvent } from "../src/datastore/types.js";
+import type { Datastore } from "../src/datastore/types.js";
 import { isCompacted } from "../src/datastore/types.js";
 import { ApiServer, type ApiServerOptions } from "../src/apiserver/server.js";
-import { call, StreamReader, until } from "./apiserver-fixture.js";
+import { call, ClientMirror, StreamReader, until } from "./apiserver-fixture.js";
 
 const servers: ApiServer[] = [];
 const readers: StreamReader[] = [];
@@ -208,48 +208,3 @@ describe("calico-apiserver watch stream", () => {
     for (const c of clients) c.stop();
   });
 });
-
-/** A syncer-style client: list, watch from the listed revision, re-list on REVISION_COMPACTED. */
-class ClientMirror {
-  state = new Map<string, string>();
-  revision = 0;
-  relists = 0;
-  readonly duplicates: number[] = [];
-  private watch: Watch | undefined;
-  private stopped = false;
-
-  constructor(
-    readonly ds: HttpDatastore,
-    private readonly prefix: string,
-  ) {}
-
-  async start(): Promise<void> {
-    const l = await this.ds.list(this.prefix);
-    this.state = new Map(l.items.map((kv) => [kv.key, kv.value]));
-    this.revision = l.revision;
-    this.watch = this.ds.watch(this.prefix, l.revision, {
-      onEvents: (es) => this.apply(es),
-      onError: (err) => {
-        if (this.stopped) return;
-        if (!isCompacted(err)) throw err;
-        this.relists++;
-        void this.start();
-      },
-    });
-  }
-
-  private apply(events: WatchEvent[]): void {
-    for (const e of events) {
-      const r = e.type === "put" ? e.kv.modRevision : e.revision;
-      if (r <= this.revision) this.duplicates.push(r);
-      this.revision = r;
-      if (e.type === "put") this.state.set(e.kv.key, e.kv.value);
-      else this.state.delete(e.key);
-    }
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.watch?.close();
-  }
-}
