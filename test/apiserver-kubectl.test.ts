@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { startTestServer, type TestServer } from "../src/apiserver/k8s/test-server.js";
+import { READER, startTestServer, type TestServer } from "../src/apiserver/k8s/test-server.js";
 
 const KUBECTL = process.env.KUBECTL ?? "/usr/bin/kubectl";
 const haveKubectl = existsSync(KUBECTL);
@@ -25,6 +25,7 @@ const RUN_TIMEOUT_MS = 30_000;
 const children = new Set<ChildProcess>();
 
 let s: TestServer;
+let ro: TestServer | undefined;
 let dir: string;
 let kubeconfig: string;
 
@@ -34,10 +35,29 @@ interface Run {
   stderr: string;
 }
 
-function kubectl(args: string[]): Promise<Run> {
+function writeKubeconfig(path: string, url: string): void {
+  writeFileSync(
+    path,
+    `apiVersion: v1
+kind: Config
+clusters:
+- name: calico
+  cluster: {server: "${url}"}
+users:
+- name: admin
+  user: {token: test-token}
+contexts:
+- name: calico
+  context: {cluster: calico, user: admin}
+current-context: calico
+`,
+  );
+}
+
+function kubectl(args: string[], config = kubeconfig): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), ...args], {
-      env: { ...process.env, HOME: dir, KUBECONFIG: kubeconfig },
+    const child = spawn(KUBECTL, ["--kubeconfig", config, "--cache-dir", join(dir, "cache"), ...args], {
+      env: { ...process.env, HOME: dir, KUBECONFIG: config },
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.add(child);
@@ -97,28 +117,14 @@ describe("kubectl against the Kubernetes-convention API", { skip }, () => {
     dir = mkdtempSync(join(tmpdir(), "calico-ts-kubectl-"));
     s = await startTestServer();
     kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1
-kind: Config
-clusters:
-- name: calico
-  cluster: {server: "${s.url}"}
-users:
-- name: admin
-  user: {token: test-token}
-contexts:
-- name: calico
-  context: {cluster: calico, user: admin}
-current-context: calico
-`,
-    );
+    writeKubeconfig(kubeconfig, s.url);
   });
 
   after(async () => {
     for (const c of children) c.kill("SIGKILL");
     children.clear();
     if (s !== undefined) await s.close();
+    if (ro !== undefined) await ro.close();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -289,5 +295,20 @@ spec: {selector: "app == 'web'", ingress: [{action: Allow}]}
     assert.match(prod.stdout, /^allow-web\s+default/m);
     const dev = await kubectl(["get", "np", "-n", "dev"]);
     assert.match(dev.stderr, /No resources found in dev namespace/);
+  });
+
+  test("a read-only identity can get but its writes are Forbidden", async () => {
+    ro = await startTestServer(READER);
+    const config = join(dir, "kubeconfig-ro");
+    writeKubeconfig(config, ro.url);
+    const get = await kubectl(["get", "tiers"], config);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, /^default\s+1000000\s/m);
+    const del = await kubectl(["delete", "tier", "default"], config);
+    assert.notEqual(del.code, 0);
+    assert.match(
+      del.stderr,
+      /Error from server \(Forbidden\): tiers\.projectcalico\.org "default" is forbidden: User "viewer" cannot delete/,
+    );
   });
 });

@@ -163,7 +163,16 @@ describe("discovery", () => {
       kind: "NetworkPolicy",
     });
     assert.ok(patch.parameters.some((p: any) => p.name === "fieldValidation" && p.in === "query"));
-    assert.equal((await call("GET", "/openapi/v2")).status, 404);
+    const v2 = await call("GET", "/openapi/v2");
+    assert.equal(v2.json.swagger, "2.0");
+    assert.deepEqual(v2.json.definitions, {});
+    const pb = await fetch(`${s.url}/openapi/v2`, {
+      headers: { accept: "application/com.github.proto-openapi.spec.v2@v1.0+protobuf" },
+    });
+    // client-go cannot parse the requested type ("@") as a Content-Type.
+    assert.equal(pb.headers.get("content-type"), "application/octet-stream");
+    const bytes = Buffer.from(await pb.arrayBuffer());
+    assert.deepEqual([...bytes.subarray(0, 5)], [0x0a, 3, 0x32, 0x2e, 0x30]); // swagger: "2.0"
   });
 
   test("paths outside the Kubernetes API are not ours; unknown ones under it are 404 Status", async () => {

@@ -27,6 +27,7 @@ import {
   openApiV3Root,
   versionInfo,
 } from "./k8s/discovery.js";
+import { openApiV2 } from "./k8s/openapi-v2.js";
 import { GROUP_VERSION_PATH, parseResourcePath, type ResourcePath } from "./k8s/path.js";
 import { mediaType, parseBody, readBody } from "./k8s/body.js";
 import { objectFilter } from "./k8s/selectors.js";
@@ -119,6 +120,12 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
   };
 
   function serveDiscovery(req: IncomingMessage, res: ServerResponse, path: string): void {
+    if (path === "/openapi/v2" && (req.method === "GET" || req.method === "HEAD")) {
+      const { contentType, body } = openApiV2(KINDS, req.headers.accept);
+      res.writeHead(200, { "Content-Type": contentType, "Content-Length": body.length });
+      res.end(body);
+      return;
+    }
     const doc = discoveryDocument(path, req.headers.host ?? "localhost");
     if (doc === undefined) {
       throw statusError(StatusReason.NotFound, `the server could not find the requested resource (${path})`);

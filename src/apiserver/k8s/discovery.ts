@@ -9,6 +9,8 @@
  * for before it leaves validation to the server (which validates every write anyway); without
  * it kubectl would download `/openapi/v2` for client-side validation and refuse to apply
  * when that fails. It carries no schemas, so `kubectl apply` computes JSON merge patches.
+ *
+ * Older kubectl (Debian's 1.20) knows only `/openapi/v2` (openapi-v2.ts).
  */
 import { API_GROUP } from "../../api/resource.js";
 import type { KindDef } from "../../api/kinds/kind.js";
