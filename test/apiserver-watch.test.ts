@@ -12,12 +12,14 @@ import type { Datastore } from "../src/datastore/types.js";
 import { isCompacted } from "../src/datastore/types.js";
 import { ApiServer, type ApiServerOptions } from "../src/apiserver/server.js";
 import { call, ClientMirror, StreamReader, until } from "./apiserver-fixture.js";
+import { killAllWorkers, spawnWorker } from "../src/datastore/testing/procs.js";
 
 const servers: ApiServer[] = [];
 const readers: StreamReader[] = [];
 const stores: Datastore[] = [];
 const dirs: string[] = [];
 after(async () => {
+  await killAllWorkers();
   for (const r of readers) r.close();
   for (const s of servers) await s.stop(200);
   for (const s of stores) await s.close();
@@ -158,6 +160,50 @@ describe("calico-apiserver watch stream", () => {
       revs,
       Array.from({ length: N }, (_, i) => i + 1),
     );
+  });
+
+  test("an HTTP-driver watcher in a stopped process is cut off, then resumes with exactly the missed events", async () => {
+    const store = new MemoryDatastore();
+    stores.push(store);
+    const server = await serve({ store, watchLimits: { maxQueuedBytes: 256 * 1024 } });
+    const r0 = await store.revision();
+    const N = 300;
+    const watcher = spawnWorker({
+      kind: "watch",
+      url: server.url,
+      prefix: "/calico/stop/",
+      afterRevision: r0,
+      report: true,
+      expect: N,
+      deadlineMs: 60_000,
+    });
+    await watcher.ready();
+    await until(
+      () => server.watcherCount === 1,
+      () => "the worker's watch",
+    );
+    assert.ok(watcher.child.kill("SIGSTOP"));
+    try {
+      const value = JSON.stringify({ pad: "s".repeat(32 * 1024) }); // ~10 MB in all: more than socket buffers
+      for (let i = 0; i < N; i++) {
+        await store.create(`/calico/stop/${String(i).padStart(4, "0")}`, value);
+        await new Promise((r) => setImmediate(r));
+      }
+      await until(
+        () => server.watcherCount === 0,
+        () => "the stopped watcher to be cut off",
+        20_000,
+      );
+    } finally {
+      watcher.child.kill("SIGCONT");
+    }
+    await watcher.done(30_000);
+    const revs = watcher.messages.flatMap((m) => (m.type === "events" ? m.events.map((e) => e.rev) : []));
+    assert.deepEqual(
+      revs,
+      Array.from({ length: N }, (_, i) => r0 + 1 + i),
+    );
+    assert.equal(await metric(server, "calico_apiserver_watchers_cut_off_total"), 1);
   });
 
   test("the API server restarted while clients watch: they reconnect and end with the store's state", async () => {
