@@ -38,6 +38,14 @@ if (skip !== false) {
   );
 
   describe("etcd driver", () => {
+    test("a missing etcd skips the tests with the reason only outside CI", () => {
+      const missing = ["/nonexistent/etcd"];
+      assert.match(etcdSkipReason({}, missing) as string, /etcd is not installed \(\/nonexistent\/etcd\)/);
+      assert.match(etcdSkipReason({ CI: "false" }, missing) as string, /not installed/);
+      assert.equal(etcdSkipReason({ CI: "true" }, missing), false);
+      assert.equal(etcdSkipReason({}, [process.execPath]), false);
+    });
+
     test("the prefix end is etcd's: the last byte below 0xff incremented", () => {
       assert.deepEqual(etcdPrefixEnd(Buffer.from("/a/")), Buffer.from("/a0"));
       assert.deepEqual(etcdPrefixEnd(Buffer.from([0x61, 0xff, 0xff])), Buffer.from([0x62]));

@@ -24,10 +24,13 @@ export const ETCDCTL_BIN = process.env.ETCDCTL_BIN ?? "/usr/bin/etcdctl";
  * Why etcd tests must skip, or false when they must run. Outside CI a missing etcd skips with
  * this reason; under CI (`$CI` set) the tests run and fail loudly (STYLE.md, Tests).
  */
-export function etcdSkipReason(): string | false {
-  if (existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN)) return false;
-  if (process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false") return false;
-  return `etcd is not installed (${ETCD_BIN}, ${ETCDCTL_BIN}); apt-get install etcd-server etcd-client (scripts/install.sh)`;
+export function etcdSkipReason(
+  env: NodeJS.ProcessEnv = process.env,
+  bins: readonly string[] = [ETCD_BIN, ETCDCTL_BIN],
+): string | false {
+  if (bins.every((b) => existsSync(b))) return false;
+  if (env.CI !== undefined && env.CI !== "" && env.CI !== "false") return false;
+  return `etcd is not installed (${bins.join(", ")}); apt-get install etcd-server etcd-client (scripts/install.sh)`;
 }
 
 export interface EtcdServerOptions {
