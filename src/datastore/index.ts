@@ -16,3 +16,5 @@ export {
   type DatastoreSettingSource,
 } from "./open.js";
 export { compareKeys, prefixUpperBound } from "./key-range.js";
+export { EtcdDatastore, parseEtcdUrl, openEtcdDatastore } from "./etcd.js";
+export { HttpDatastore, parseHttpDatastoreUrl, openHttpDatastore } from "./http.js";
