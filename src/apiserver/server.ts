@@ -60,6 +60,7 @@ export class ApiServer {
   private readonly streams = new Set<WatchStream>();
   private readonly sockets = new Set<Socket>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastHeartbeat = 0;
   private k8s: K8sApiHandler | null | undefined;
   private readonly limits: WatchStreamLimits;
   private readonly maxBodyBytes: number;
@@ -183,12 +184,10 @@ export class ApiServer {
     const now = Date.now();
     const rev = this.cache.currentRevision;
     this.metrics.cacheRevision.set(rev);
-    const heartbeat = now - (this.lastHeartbeat ?? 0) >= this.heartbeatMs;
+    const heartbeat = now - this.lastHeartbeat >= this.heartbeatMs;
     if (heartbeat) this.lastHeartbeat = now;
     for (const s of this.streams) s.tick(now, heartbeat ? rev : -1);
   }
-  private lastHeartbeat: number | undefined;
-
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     let route = "unknown";
@@ -362,6 +361,13 @@ export class ApiServer {
       });
       req.on("error", (err) => {
         if (!failed) reject(err);
+      });
+      // The client went away mid-body: settle (the answer goes nowhere, but nothing waits forever).
+      req.on("close", () => {
+        if (!req.complete && !failed) {
+          failed = true;
+          reject(new ApiError(400, ApiErrorCode.BAD_REQUEST, "The request body was cut short"));
+        }
       });
     });
   }
