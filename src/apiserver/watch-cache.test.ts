@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { MemoryDatastore } from "../datastore/memory.js";
 import type { Datastore, Watch, WatchEvent, WatchHandlers } from "../datastore/types.js";
 import { DatastoreError, DatastoreErrorCode, isCompacted } from "../datastore/types.js";
@@ -88,6 +89,34 @@ class Mirror {
       else this.state.delete(eventKey(e));
     }
   }
+}
+
+/** The store's state under /calico/ as of `rev`, rebuilt from the memory store's history. */
+async function storeAt(ds: MemoryDatastore, rev: number): Promise<Map<string, string> | undefined> {
+  const now = await storeState(ds, "/calico/");
+  const r = await ds.revision();
+  if (rev === r) return now;
+  // Undo the events after rev, newest first (the memory store keeps them until compaction).
+  const events = await new Promise<WatchEvent[] | undefined>((resolve) => {
+    const got: WatchEvent[] = [];
+    const w = ds.watch("/calico/", rev, {
+      onEvents: (es) => {
+        got.push(...es);
+        if (got.length > 0 && eventRevision(got[got.length - 1]!) >= r) {
+          w.close();
+          resolve(got);
+        }
+      },
+      onError: () => resolve(undefined),
+    });
+  });
+  if (events === undefined) return undefined;
+  for (const e of events.reverse()) {
+    const k = eventKey(e);
+    if (e.prev !== undefined) now.set(k, e.prev.value);
+    else now.delete(k);
+  }
+  return now;
 }
 
 async function storeState(ds: Datastore, prefix: string): Promise<Map<string, string>> {
@@ -264,5 +293,108 @@ describe("WatchCache", () => {
       cache.close();
       await ds.close();
     }
+  });
+
+  test("random writes, watch failures, compactions and subscribers: every subscriber ends exact", async () => {
+    type Op =
+      | { t: "write"; key: number; del: boolean }
+      | { t: "break"; compacted: boolean }
+      | { t: "subscribe"; fromSnapshot: boolean; back: number }
+      | { t: "cancel"; which: number };
+    const op = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.record({ t: fc.constant("write" as const), key: fc.nat(7), del: fc.boolean() }),
+      },
+      { weight: 1, arbitrary: fc.record({ t: fc.constant("break" as const), compacted: fc.boolean() }) },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          t: fc.constant("subscribe" as const),
+          fromSnapshot: fc.boolean(),
+          back: fc.nat(6),
+        }),
+      },
+      { weight: 1, arbitrary: fc.record({ t: fc.constant("cancel" as const), which: fc.nat(10) }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 60 }), async (ops: Op[]) => {
+        const flaky = new FlakyDatastore();
+        const ds = flaky.store();
+        const cache = new WatchCache(ds, { retryMinMs: 1, retryMaxMs: 5, historyEvents: 20 });
+        const subs: { m: Mirror; cancel: () => void; live: boolean }[] = [];
+        try {
+          await cache.start();
+          for (const o of ops) {
+            switch (o.t) {
+              case "write": {
+                const k = `/calico/k${o.key}`;
+                const cur = await ds.get(k);
+                if (cur === undefined) await ds.create(k, "0");
+                else if (o.del) await ds.delete(k);
+                else await ds.update(k, String(Number(cur.value) + 1));
+                break;
+              }
+              case "break":
+                if (o.compacted) {
+                  flaky.failNextWatches = 1;
+                  flaky.breakWatches(DatastoreErrorCode.UNAVAILABLE);
+                  // Writes behind the cache's back, then compaction past its revision: its
+                  // resume fails compacted and it must re-list.
+                  const r = await ds.revision();
+                  await ds.create(`/calico/c${r}`, "x");
+                  await flaky.inner.compact(r + 1);
+                  await ds.create(`/calico/d${r}`, "x");
+                } else {
+                  flaky.breakWatches(DatastoreErrorCode.UNAVAILABLE);
+                }
+                break;
+              case "subscribe": {
+                const m = new Mirror();
+                const listener = { onEvents: (es: readonly WatchEvent[]) => m.apply(es), onClose: () => {} };
+                try {
+                  if (o.fromSnapshot) {
+                    const sub = cache.subscribe("/calico/", undefined, listener);
+                    m.load(sub.backlog);
+                    subs.push({ m, cancel: () => sub.cancel(), live: true });
+                  } else {
+                    // Start from the cache's snapshot at some earlier revision: replay must bridge it.
+                    const rev = Math.max(cache.oldestRevision, cache.currentRevision - o.back);
+                    const base = await storeAt(flaky.inner, rev);
+                    if (base === undefined) break;
+                    for (const [k, v] of base) m.state.set(k, v);
+                    const sub = cache.subscribe("/calico/", rev, listener);
+                    m.apply(sub.backlog);
+                    subs.push({ m, cancel: () => sub.cancel(), live: true });
+                  }
+                } catch (err) {
+                  if (!isCompacted(err)) throw err;
+                }
+                break;
+              }
+              case "cancel": {
+                const s = subs[o.which % Math.max(1, subs.length)];
+                if (s !== undefined && s.live) {
+                  s.cancel();
+                  s.live = false;
+                }
+                break;
+              }
+            }
+            if (o.t !== "write") await settle(2);
+          }
+          const rev = await ds.revision();
+          await until(() => cache.currentRevision === rev && cache.inSync, `cache at ${rev}`);
+          await settle(5);
+          const want = await storeState(ds, "/calico/");
+          for (const s of subs) if (s.live) assert.deepEqual(s.m.state, want);
+          assert.deepEqual(new Map(cache.snapshot("/calico/").items.map((kv) => [kv.key, kv.value])), want);
+        } finally {
+          cache.close();
+          await ds.close();
+        }
+      }),
+      { numRuns: 40, interruptAfterTimeLimit: 30_000 },
+    );
   });
 });
