@@ -87,7 +87,12 @@ export function createK8sApiHandler(deps: K8sApiDeps): K8sApiHandler {
   const { store, watchSource } = deps;
 
   return async (req, res, auth) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      return false; // not a path at all: the server answers it
+    }
     let path = url.pathname;
     if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
     if (!isK8sApiPath(path)) return false;
