@@ -1,14 +1,22 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteDatastore } from "./sqlite.js";
 import { describeDatastoreConformance } from "./conformance.js";
 import { MemoryDatastore } from "./memory.js";
 import { HttpDatastore, parseHttpDatastoreUrl, redactHttpUrl } from "./http.js";
 import { ApiServer } from "../apiserver/server.js";
 import { isUnavailable } from "./types.js";
 
-/** A fresh in-process API server on a memory store, serving the conformance suite's key root. */
-async function fixture() {
-  const backing = new MemoryDatastore();
+const dir = mkdtempSync(join(tmpdir(), `calico-ts-http-test-${process.pid}-`));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+/** A fresh in-process API server on a memory (or sqlite) store, serving the suite's key root. */
+async function fixture(kind: "memory" | "sqlite" = "memory") {
+  const backing = kind === "memory" ? new MemoryDatastore() : new SqliteDatastore(join(dir, `s${n++}.db`));
   const server = new ApiServer({ store: backing, root: "/conformance/", k8sApi: null, heartbeatMs: 500 });
   await server.start();
   const store = new HttpDatastore(server.url);
@@ -23,9 +31,11 @@ async function fixture() {
   };
 }
 
-describeDatastoreConformance("http (API server on a memory store)", fixture, {
+describeDatastoreConformance("http (API server on a memory store)", () => fixture("memory"), {
   spawnUrl: (s) => s.url,
 });
+
+describeDatastoreConformance("http (API server on a sqlite store)", () => fixture("sqlite"));
 
 describe("http driver URLs", () => {
   test("token from userinfo, ?token= or the environment; CA from ?ca= or the environment", () => {
