@@ -11,9 +11,14 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { READER, startTestServer, type TestServer } from "../src/apiserver/k8s/test-server.js";
+import { ApiServer } from "../src/apiserver/server.js";
+import { TokenAuthenticator } from "../src/apiserver/auth.js";
+import { MemoryDatastore } from "../src/datastore/memory.js";
+import { ResourceStore } from "../src/datastore/resources.js";
+import { makeCert } from "./apiserver-fixture.js";
 
 const KUBECTL = process.env.KUBECTL ?? "/usr/bin/kubectl";
 const haveKubectl = existsSync(KUBECTL);
@@ -56,8 +61,10 @@ current-context: calico
 
 function kubectl(args: string[], config = kubeconfig): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(KUBECTL, ["--kubeconfig", config, "--cache-dir", join(dir, "cache"), ...args], {
-      env: { ...process.env, HOME: dir, KUBECONFIG: config },
+    // HOME and the discovery cache live beside the kubeconfig, in the suite's temp dir.
+    const home = dirname(config);
+    const child = spawn(KUBECTL, ["--kubeconfig", config, "--cache-dir", join(home, "cache"), ...args], {
+      env: { ...process.env, HOME: home, KUBECONFIG: config },
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.add(child);
@@ -310,5 +317,110 @@ spec: {selector: "app == 'web'", ingress: [{action: Allow}]}
       del.stderr,
       /Error from server \(Forbidden\): tiers\.projectcalico\.org "default" is forbidden: User "viewer" cannot delete/,
     );
+  });
+});
+
+/**
+ * The issue's demonstration: kubectl with a kubeconfig and a bearer token against the real
+ * calico-apiserver (TLS, static token file, watch cache). kubectl sends a token only over
+ * HTTPS, so this is the setup an operator needs.
+ */
+describe("kubectl against calico-apiserver over TLS with bearer tokens", { skip }, () => {
+  let server: ApiServer | undefined;
+  let datastore: MemoryDatastore | undefined;
+  let cert: ReturnType<typeof makeCert> | undefined;
+  let tdir: string;
+  const configs = { admin: "", viewer: "", stranger: "" };
+
+  before(async () => {
+    if (!haveKubectl) throw new Error(`CI requires kubectl at ${KUBECTL} (Debian kubernetes-client)`);
+    tdir = mkdtempSync(join(tmpdir(), "calico-ts-kubectl-tls-"));
+    cert = makeCert();
+    const tokenFile = join(tdir, "tokens.csv");
+    writeFileSync(tokenFile, 'admin-token,admin,1\nviewer-token,viewer,2,"read-only"\n');
+    datastore = new MemoryDatastore();
+    server = new ApiServer({
+      store: datastore,
+      tls: { cert: cert.cert, key: cert.key },
+      tokens: TokenAuthenticator.fromFile(tokenFile),
+    });
+    await server.start();
+    for (const [who, token] of [
+      ["admin", "admin-token"],
+      ["viewer", "viewer-token"],
+      ["stranger", "no-such-token"],
+    ] as const) {
+      configs[who] = join(tdir, `kubeconfig-${who}`);
+      writeFileSync(
+        configs[who],
+        `apiVersion: v1
+kind: Config
+clusters:
+- name: calico
+  cluster: {server: "${server.url}", certificate-authority: "${cert.certPath}"}
+users:
+- name: ${who}
+  user: {token: ${token}}
+contexts:
+- name: calico
+  context: {cluster: calico, user: ${who}}
+current-context: calico
+`,
+      );
+    }
+  });
+
+  after(async () => {
+    for (const c of children) c.kill("SIGKILL");
+    children.clear();
+    if (server !== undefined) await server.stop(500);
+    if (datastore !== undefined) await datastore.close();
+    cert?.cleanup();
+    if (tdir !== undefined) rmSync(tdir, { recursive: true, force: true });
+  });
+
+  test("apply, get (table), get -w through the watch cache; read-only and unknown tokens refused", async () => {
+    const file = join(tdir, "manifest.yaml");
+    writeFileSync(file, manifest(100));
+    const apply = await kubectl(["apply", "-f", file], configs.admin);
+    assert.equal(apply.code, 0, apply.stderr);
+    assert.match(apply.stdout, /globalnetworkpolicy\.projectcalico\.org\/allow-dns created/);
+    const get = await kubectl(["get", "ippools"], configs.admin);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, /^pool-a\s+198\.19\.0\.0\/20\s+all\(\)\s+\d+s$/m);
+
+    const child = spawn(
+      KUBECTL,
+      ["--kubeconfig", configs.viewer, "--cache-dir", join(tdir, "cache"), "get", "gnp", "-w"],
+      { env: { ...process.env, HOME: tdir }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    children.add(child);
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const killer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
+    try {
+      await until("the initial listing", () => out.includes("allow-dns"));
+      await new ResourceStore(datastore!).create({
+        apiVersion: "projectcalico.org/v3",
+        kind: "GlobalNetworkPolicy",
+        metadata: { name: "late" },
+        spec: { selector: "all()" },
+      });
+      await until(`"late" in kubectl's output (got ${JSON.stringify(out)})`, () =>
+        /^late\s+default/m.test(out),
+      );
+    } finally {
+      clearTimeout(killer);
+      child.kill("SIGKILL");
+      children.delete(child);
+    }
+
+    const del = await kubectl(["delete", "gnp", "allow-dns"], configs.viewer);
+    assert.notEqual(del.code, 0);
+    assert.match(del.stderr, /Forbidden/);
+    const stranger = await kubectl(["get", "gnp"], configs.stranger);
+    assert.notEqual(stranger.code, 0);
+    assert.match(stranger.stderr, /Unauthorized|must be logged in/);
+    assert.equal((await kubectl(["delete", "gnp", "allow-dns"], configs.admin)).code, 0);
   });
 });
