@@ -1,6 +1,6 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,7 @@ import { openDatastore } from "../src/datastore/open.js";
 import { call, makeCert } from "./apiserver-fixture.js";
 
 const MAIN = fileURLToPath(new URL("../src/apiserver/main.js", import.meta.url));
+const CALICOCTL = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "calico-ts-apiserver-cli-"));
 const children = new Set<ChildProcess>();
 after(() => {
@@ -113,6 +114,30 @@ describe("calico-apiserver executable", () => {
       w.close();
       await ds.close();
     }
+  });
+
+  test("calicoctl reaches the datastore through the API server with --datastore http://token@…", async () => {
+    const tokens = join(dir, "tokens-ctl.csv");
+    writeFileSync(tokens, "ctl-token,ops,7\n");
+    const p = run(["--datastore", "memory:", "--listen", "127.0.0.1:0", "--token-file", tokens]);
+    const url = await listening(p);
+    const pool = join(dir, "pool.yaml");
+    writeFileSync(
+      pool,
+      "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: pool-a\nspec:\n  cidr: 198.19.0.0/16\n",
+    );
+    const ds = url.replace("http://", "http://ctl-token@");
+    const ctl = (args: string[]) =>
+      execFileSync(process.execPath, [CALICOCTL, "--datastore", ds, ...args], { encoding: "utf8" });
+    assert.match(ctl(["create", "-f", pool]), /Successfully created 1 'IPPool'/);
+    assert.match(ctl(["get", "ippools"]), /pool-a\s+198\.19\.0\.0\/16/);
+    const denied = spawnSync(process.execPath, [CALICOCTL, "--datastore", url, "get", "ippools"], {
+      encoding: "utf8",
+    });
+    assert.notEqual(denied.status, 0);
+    assert.match(denied.stderr, /401 Unauthorized/);
+    p.child.kill("SIGTERM");
+    assert.equal(await withTimeout(p.exited, 10_000, "exit after SIGTERM"), 0);
   });
 
   test("bad arguments exit 2 with a message naming the problem", async () => {
