@@ -5,7 +5,7 @@
  *   {"type":"delete","key":…,"revision":N,"prev":{…}}
  *   {"type":"in-sync","revision":N}            the backlog (snapshot or replay) is complete
  *   {"type":"heartbeat","revision":N}          nothing for you up to N; the connection is alive
- *   {"type":"error","code":…,"message":…}      the stream ends with this error
+ *   {"type":"error","code":…,"message":…}      the stream ends for good (reserved: not sent yet)
  *
  * A slow watcher never delays the others: the cache hands it events synchronously and they go
  * into this watcher's own queue; the socket is written only while it accepts data (no
@@ -69,8 +69,9 @@ export class WatchStream {
   start(cache: WatchCache, prefix: string, afterRevision: number | undefined, heartbeatMs: number): void {
     this.sub = cache.subscribe(prefix, afterRevision, {
       onEvents: (events) => this.enqueue(events),
-      onClose: (err) =>
-        this.end({ type: "error", code: (err as { code?: string }).code, message: err.message }),
+      // The cache closes only when the server (or its datastore) goes away: end the stream
+      // without an error line, so the client reconnects (to this server later, or another).
+      onClose: () => this.end(),
     });
     this.backlog = this.sub.backlog;
     this.syncRevision = this.sub.revision;
