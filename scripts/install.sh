@@ -11,9 +11,12 @@ cd "$(dirname "$0")/.."
 #  - iproute2, nftables: the kernel tooling the dataplane and lab use.
 #  - sqlite3: the sqlite CLI, handy for inspecting the embedded datastore file.
 #  - etcd-server, etcd-client: the etcd driver's tests start a real etcd on loopback.
-#  - kubernetes-client: kubectl, a real client of calico-apiserver in its tests.
 #  - openssl: tests make throwaway TLS certificates.
-APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client kubernetes-client openssl)
+#  - kubernetes-client: kubectl, a real client of calico-apiserver in its tests; only when no
+#    kubectl is on the machine already (some images ship one from another package, e.g. the
+#    Google Cloud SDK's, and Debian's kubernetes-client would conflict with it over /usr/bin/kubectl).
+APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl)
+command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,6 +28,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
   echo "install.sh: installing Debian packages: ${missing[*]}"
+  # Finish any half-done earlier install first, or apt refuses to do anything.
+  DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null 2>&1 || true
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
