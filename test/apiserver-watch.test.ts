@@ -39,6 +39,8 @@ function reader(base: string, path: string, opts: { paused?: boolean } = {}): St
   return r;
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const metric = async (server: ApiServer, name: string): Promise<number> => {
   const m = await server.metrics.registry.getSingleMetricAsString(name);
   const line = m.split("\n").find((l) => l.startsWith(name));
@@ -204,6 +206,30 @@ describe("calico-apiserver watch stream", () => {
       Array.from({ length: N }, (_, i) => r0 + 1 + i),
     );
     assert.equal(await metric(server, "calico_apiserver_watchers_cut_off_total"), 1);
+  });
+
+  test("a quiet API server restart: clients resume from their revision without re-listing", async () => {
+    const store = new MemoryDatastore();
+    stores.push(store);
+    for (let i = 0; i < 5; i++) await store.create(`/calico/q/${i}`, "1");
+    let server = await serve({ store, heartbeatMs: 100 });
+    const port = server.address.port;
+    const client = new ClientMirror(new HttpDatastore(server.url), "/calico/q/");
+    stores.push(client.ds);
+    await client.start();
+    await store.create("/calico/other/x", "1"); // not under the client's prefix: heartbeats carry it
+    await sleep(400);
+    await server.stop(200);
+    server = await serve({ store, port, heartbeatMs: 100 });
+    await store.update("/calico/q/1", "2");
+    await until(
+      () => client.state.get("/calico/q/1") === "2",
+      () => "the update after the restart",
+      10_000,
+    );
+    assert.equal(client.relists, 0);
+    assert.deepEqual(client.duplicates, []);
+    client.stop();
   });
 
   test("the API server restarted while clients watch: they reconnect and end with the store's state", async () => {
