@@ -49,3 +49,7 @@ export { resourceKey, resourcePrefix, parseResourceKey } from "./datastore/keys.
 
 export { CalicoError } from "./errors.js";
 export { CALICO_TS_VERSION } from "./version.js";
+
+export { ApiServer } from "./apiserver/server.js";
+export { WatchCache } from "./apiserver/watch-cache.js";
+export { type AuthInfo } from "./apiserver/auth.js";
