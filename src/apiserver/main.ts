@@ -9,7 +9,7 @@
  * SIGINT stop it gracefully (watch streams end, in-flight requests finish, then exit 0).
  */
 import { readFileSync } from "node:fs";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, Option, InvalidArgumentError } from "commander";
 import { openDatastore, datastoreUrlForms } from "../datastore/open.js";
 import { TokenAuthenticator } from "./auth.js";
 import { ApiServer } from "./server.js";
@@ -42,7 +42,11 @@ const program = new Command()
     "--datastore <url>",
     `the backing datastore (${datastoreUrlForms().join(", ")}); default $CALICO_DATASTORE`,
   )
-  .option("--listen <addr:port>", "address to listen on", parseListen, { host: "127.0.0.1", port: 5473 })
+  .addOption(
+    new Option("--listen <addr:port>", "address to listen on")
+      .argParser(parseListen)
+      .default({ host: "127.0.0.1", port: 5473 }, "127.0.0.1:5473"),
+  )
   .option("--tls-cert <file>", "PEM certificate: serve HTTPS (needs --tls-key)")
   .option("--tls-key <file>", "PEM private key for --tls-cert")
   .option(
