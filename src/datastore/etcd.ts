@@ -35,6 +35,7 @@ import {
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { checkKey, checkRevision, checkValue } from "./key-range.js";
+import { deliverWatchError, watchStartError } from "./watch-support.js";
 
 /** Events handed to one `onEvents` call at most. */
 const MAX_BATCH = 1000;
@@ -345,19 +346,9 @@ export class EtcdDatastore implements Datastore {
     const w = new EtcdWatch(this, this.client, prefix, afterRevision, handlers, (x) =>
       this.watches.delete(x),
     );
-    if (this.closed) {
-      w.fail(
-        new DatastoreError(
-          DatastoreErrorCode.CLOSED,
-          `Cannot watch "${prefix}": datastore ${this.url} is closed`,
-        ),
-      );
-      return w;
-    }
-    try {
-      checkRevision("watch revision", afterRevision);
-    } catch (err) {
-      w.fail(err as Error);
+    const startError = watchStartError(this.closed, this.url, prefix, afterRevision);
+    if (startError !== undefined) {
+      w.fail(startError);
       return w;
     }
     if (afterRevision < this.compactedFloor) {
@@ -608,15 +599,7 @@ class EtcdWatch implements Watch {
   fail(err: Error, now = false): void {
     if (this.closed) return;
     this.close();
-    const deliver = () => {
-      try {
-        this.handlers.onError(err);
-      } catch {
-        // A throwing error handler has nowhere further to report to.
-      }
-    };
-    if (now) deliver();
-    else queueMicrotask(deliver);
+    deliverWatchError(this.handlers, err, now);
   }
 
   private dropStream(): void {

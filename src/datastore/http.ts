@@ -21,6 +21,7 @@ import { readFileSync } from "node:fs";
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { checkKey, checkRevision, checkValue } from "./key-range.js";
+import { deliverWatchError, watchStartError } from "./watch-support.js";
 
 export const DATASTORE_TOKEN_ENV = "CALICO_DATASTORE_TOKEN";
 export const DATASTORE_CA_ENV = "CALICO_DATASTORE_CA";
@@ -119,19 +120,9 @@ export class HttpDatastore implements Datastore {
 
   watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch {
     const w = new HttpWatch(this, prefix, afterRevision, handlers, () => this.watches.delete(w));
-    if (this.closed) {
-      w.fail(
-        new DatastoreError(
-          DatastoreErrorCode.CLOSED,
-          `Cannot watch "${prefix}": datastore ${this.url} is closed`,
-        ),
-      );
-      return w;
-    }
-    try {
-      checkRevision("watch revision", afterRevision);
-    } catch (err) {
-      w.fail(err as Error);
+    const startError = watchStartError(this.closed, this.url, prefix, afterRevision);
+    if (startError !== undefined) {
+      w.fail(startError);
       return w;
     }
     this.watches.add(w);
@@ -319,15 +310,7 @@ class HttpWatch implements Watch {
   fail(err: Error, now = false): void {
     if (this.closed) return;
     this.close();
-    const deliver = () => {
-      try {
-        this.handlers.onError(err);
-      } catch {
-        // nowhere further to report to
-      }
-    };
-    if (now) deliver();
-    else queueMicrotask(deliver);
+    deliverWatchError(this.handlers, err, now);
   }
 
   connect(): void {

@@ -12,6 +12,7 @@ import { casError } from "./cas.js";
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { checkKey, checkRevision, checkValue, compareKeys } from "./key-range.js";
+import { deliverWatchError, watchStartError } from "./watch-support.js";
 
 /** Events handed to one `onEvents` call at most; a long replay is split over several turns. */
 const MAX_BATCH = 1000;
@@ -129,19 +130,9 @@ export class MemoryDatastore implements Datastore {
 
   watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch {
     const w = new MemoryWatch(this.core, prefix, afterRevision, handlers, (x) => this.own.delete(x));
-    if (this.closed) {
-      w.fail(
-        new DatastoreError(
-          DatastoreErrorCode.CLOSED,
-          `Cannot watch "${prefix}": datastore ${this.url} is closed`,
-        ),
-      );
-      return w;
-    }
-    try {
-      checkRevision("watch revision", afterRevision);
-    } catch (err) {
-      w.fail(err as Error);
+    const startError = watchStartError(this.closed, this.url, prefix, afterRevision);
+    if (startError !== undefined) {
+      w.fail(startError);
       return w;
     }
     if (afterRevision < this.core.compacted) {
@@ -261,15 +252,7 @@ class MemoryWatch implements Watch {
   fail(err: Error, now = false): void {
     if (this.closed) return;
     this.close();
-    const deliver = () => {
-      try {
-        this.handlers.onError(err);
-      } catch {
-        // A throwing error handler has nowhere further to report to.
-      }
-    };
-    if (now) deliver();
-    else queueMicrotask(deliver);
+    deliverWatchError(this.handlers, err, now);
   }
 
   private flush(): void {

@@ -19,6 +19,7 @@ import { casError } from "./cas.js";
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
 import { checkKey, checkRevision, checkValue, prefixUpperBound } from "./key-range.js";
+import { deliverWatchError, watchStartError } from "./watch-support.js";
 
 /** Bump when the schema changes; `migrate()` upgrades older files in place. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -463,18 +464,13 @@ export class SqliteDatastore implements Datastore {
 
   watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch {
     const w = new SqliteWatch(prefix, afterRevision, handlers, (x) => this.removeWatch(x));
-    if (this.closed) {
-      w.fail(
-        new DatastoreError(
-          DatastoreErrorCode.CLOSED,
-          `Cannot watch "${prefix}": datastore ${this.url} is closed`,
-        ),
-      );
+    const startError = watchStartError(this.closed, this.url, prefix, afterRevision);
+    if (startError !== undefined) {
+      w.fail(startError);
       return w;
     }
     let compacted: number;
     try {
-      checkRevision("watch revision", afterRevision);
       compacted = retrySync(() => (this.stmt.meta.get() as MetaRow).compacted, this.busyRetries);
     } catch (err) {
       w.fail(err instanceof DatastoreError ? err : this.unavailable("cannot read it", err));
@@ -664,15 +660,7 @@ class SqliteWatch implements Watch {
   fail(err: Error, now = false): void {
     if (this.closed) return;
     this.close();
-    const deliver = () => {
-      try {
-        this.handlers.onError(err);
-      } catch {
-        // A throwing error handler has nowhere further to report to.
-      }
-    };
-    if (now) deliver();
-    else queueMicrotask(deliver);
+    deliverWatchError(this.handlers, err, now);
   }
 }
 
