@@ -10,7 +10,7 @@
  * Run: npx tsc -p . && node --expose-gc dist/bench/label-index.bench.js
  */
 import os from "node:os";
-import { machineInfo, percentile, writeReport, type BenchRow } from "./report.js";
+import { machineInfo, percentile, writeReport, type BenchRow, seededRandom } from "./report.js";
 import { LabelIndex, parseSelector, type Selector } from "../src/selector/index.js";
 
 const ITEMS = 10_000;
@@ -21,17 +21,7 @@ const NAIVE_CHANGES = 500;
 const SELECTOR_ADDS = 500;
 const NAIVE_SELECTOR_ADDS = 100;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(7);
+const rand = seededRandom(7);
 const int = (n: number): number => Math.floor(rand() * n);
 /** Skewed choice: low indexes are more popular, as real app names are. */
 const skew = (n: number): number => Math.floor(n * rand() * rand());

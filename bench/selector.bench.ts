@@ -8,25 +8,13 @@
  *
  * Run: npx tsc -p . && node --expose-gc dist/bench/selector.bench.js
  */
-import { machineInfo, opsPerSecond, writeReport, type BenchRow } from "./report.js";
+import { machineInfo, opsPerSecond, writeReport, type BenchRow, seededRandom } from "./report.js";
 import { parseSelector, parseSelectorUncached, type Selector } from "../src/selector/index.js";
 import { interpret } from "../src/selector/interpret.js";
 
 const MS = 700;
 
-/** Deterministic PRNG (mulberry32) so every run measures the same inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rand = rng(42);
+const rand = seededRandom(42);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
 /** 256 label maps of ~8 labels, shaped like pod labels. */
