@@ -6,7 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DIR=$(mktemp -d /tmp/calico-ts-tour.XXXXXX)
-PORT=${PORT:-15473}
+# A free loopback port unless one is given.
+PORT=${PORT:-$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')}
 cleanup() { [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
 show() { echo "\$ $*"; "$@" 2>&1; local rc=$?; [ "$rc" -eq 0 ] || echo "(exit code $rc)"; echo; }
