@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MemoryDatastore } from "../datastore/memory.js";
-import type { Datastore, Watch, WatchEvent, WatchHandlers } from "../datastore/types.js";
+import type { Datastore, KV, Watch, WatchEvent, WatchHandlers } from "../datastore/types.js";
 import { DatastoreError, DatastoreErrorCode, isCompacted } from "../datastore/types.js";
 import { eventKey, eventRevision, WatchCache } from "./watch-cache.js";
 
@@ -396,5 +396,120 @@ describe("WatchCache", () => {
       }),
       { numRuns: 40, interruptAfterTimeLimit: 30_000 },
     );
+  });
+});
+
+/** A store whose watch and list are scripted by the test. */
+function scriptedStore(script: {
+  list: () => Promise<{ items: KV[]; revision: number }>;
+  watch: (after: number, h: WatchHandlers) => Watch;
+}): Datastore {
+  const inner = new MemoryDatastore();
+  return {
+    url: "scripted:",
+    get: (k) => inner.get(k),
+    list: () => script.list(),
+    create: (k, v) => inner.create(k, v),
+    update: (k, v, r) => inner.update(k, v, r),
+    delete: (k, r) => inner.delete(k, r),
+    revision: () => inner.revision(),
+    compact: (r) => inner.compact(r),
+    close: () => inner.close(),
+    watch: (_p, after, h) => script.watch(after, h),
+  };
+}
+
+const kvAt = (key: string, rev: number) => ({ key, value: "{}", createRevision: rev, modRevision: rev });
+
+describe("WatchCache edge cases found in review", () => {
+  test("several events in one revision (a prefix delete) all reach watchers and the state", async () => {
+    let handlers: WatchHandlers | undefined;
+    const cache = new WatchCache(
+      scriptedStore({
+        list: () => Promise.resolve({ items: [kvAt("/calico/x/a", 2), kvAt("/calico/x/b", 3)], revision: 3 }),
+        watch: (_after, h) => {
+          handlers = h;
+          return { close: () => {} };
+        },
+      }),
+    );
+    await cache.start();
+    const got: string[] = [];
+    const w = cache.watch("/calico/", 3, {
+      onEvents: (es) => got.push(...es.map((e) => `${e.type} ${eventKey(e)}@${eventRevision(e)}`)),
+      onError: () => {},
+    });
+    await new Promise((r) => setImmediate(r));
+    handlers!.onEvents([
+      { type: "delete", key: "/calico/x/a", revision: 4 },
+      { type: "delete", key: "/calico/x/b", revision: 4 },
+    ]);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(got, ["delete /calico/x/a@4", "delete /calico/x/b@4"]);
+    assert.deepEqual(cache.snapshot("/calico/").items, []);
+    w.close();
+    cache.close();
+  });
+
+  test("before the first listing, subscribe refuses and watch() waits for it", async () => {
+    let releaseList: (() => void) | undefined;
+    const cache = new WatchCache(
+      scriptedStore({
+        list: () =>
+          new Promise((resolve) => {
+            releaseList = () => resolve({ items: [kvAt("/calico/x/b", 5)], revision: 5 });
+          }),
+        watch: () => ({ close: () => {} }),
+      }),
+    );
+    void cache.start();
+    assert.throws(
+      () =>
+        cache.subscribe("/calico/", 4, { onEvents: () => {}, onError: () => {}, onClose: () => {} } as never),
+      /has not loaded the datastore yet/,
+    );
+    const errors: string[] = [];
+    const events: string[] = [];
+    cache.watch("/calico/", 4, {
+      onEvents: (es) => events.push(...es.map((e) => eventKey(e))),
+      onError: (e) => errors.push((e as DatastoreError).code),
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([events, errors], [[], []], "nothing is served from the unlisted state");
+    releaseList!();
+    await cache.ready();
+    await new Promise((r) => setImmediate(r));
+    // Revision 4 is before the listing's 5: the cache cannot know what was deleted in between.
+    assert.deepEqual(errors, [DatastoreErrorCode.REVISION_COMPACTED]);
+    cache.close();
+  });
+
+  test("a failed first listing is retried as a listing, never as a bare watch from 0", async () => {
+    let lists = 0;
+    const watchedFrom: number[] = [];
+    const cache = new WatchCache(
+      scriptedStore({
+        list: () => {
+          lists++;
+          if (lists === 1)
+            return Promise.reject(new DatastoreError(DatastoreErrorCode.UNAVAILABLE, "etcd not up"));
+          return Promise.resolve({ items: [kvAt("/calico/k", 20)], revision: 20 });
+        },
+        watch: (after) => {
+          watchedFrom.push(after);
+          return { close: () => {} };
+        },
+      }),
+      { retryMinMs: 1, retryMaxMs: 2 },
+    );
+    // The cache's retry timer is unref'd (it must not keep a server alive); keep the test alive.
+    const keepAlive = setTimeout(() => {}, 5_000);
+    await cache.start();
+    clearTimeout(keepAlive);
+    assert.equal(lists, 2);
+    assert.deepEqual(watchedFrom, [20]);
+    assert.equal(cache.currentRevision, 20);
+    assert.equal(cache.oldestRevision, 20);
+    cache.close();
   });
 });

@@ -77,6 +77,8 @@ export class WatchCache {
   private dsWatch: Watch | undefined;
   private closed = false;
   private synced = false;
+  /** True once a datastore listing has been applied: before that the state is not a mirror. */
+  private listedOnce = false;
   private started = false;
   private readyWaiters: (() => void)[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
@@ -159,6 +161,14 @@ export class WatchCache {
    */
   subscribe(prefix: string, afterRevision: number | undefined, listener: CacheListener): Subscription {
     if (this.closed) throw this.closedError();
+    if (!this.listedOnce) {
+      // An empty, unlisted state would hand out a snapshot missing everything, or accept a
+      // resume whose deletes it cannot know about.
+      throw new DatastoreError(
+        DatastoreErrorCode.UNAVAILABLE,
+        `Cannot watch "${prefix}": the API server's cache has not loaded the datastore yet; retry shortly`,
+      );
+    }
     let backlog: WatchEvent[];
     let cursor: number;
     if (afterRevision === undefined) {
@@ -213,26 +223,32 @@ export class WatchCache {
         }
       }
     };
-    // Live events may arrive before the backlog microtask runs: hold them until then.
-    let pending: WatchEvent[] | undefined = [];
-    try {
-      sub = this.subscribe(prefix, afterRevision, {
-        onEvents: (events) => {
-          if (pending !== undefined) pending.push(...events);
-          else if (!closed) deliver(events);
-        },
-        onClose: (err) => queueMicrotask(() => fail(err)),
+    const begin = () => {
+      if (closed) return;
+      // Live events may arrive before the backlog microtask runs: hold them until then.
+      let pending: WatchEvent[] | undefined = [];
+      try {
+        sub = this.subscribe(prefix, afterRevision, {
+          onEvents: (events) => {
+            if (pending !== undefined) pending.push(...events);
+            else if (!closed) deliver(events);
+          },
+          onClose: (err) => queueMicrotask(() => fail(err)),
+        });
+      } catch (err) {
+        queueMicrotask(() => fail(err as Error));
+        return;
+      }
+      const backlog = sub.backlog;
+      queueMicrotask(() => {
+        const all = [...backlog, ...(pending ?? [])];
+        pending = undefined;
+        if (all.length > 0) deliver(all);
       });
-    } catch (err) {
-      queueMicrotask(() => fail(err as Error));
-      return w;
-    }
-    const backlog = sub.backlog;
-    queueMicrotask(() => {
-      const all = [...backlog, ...(pending ?? [])];
-      pending = undefined;
-      if (all.length > 0) deliver(all);
-    });
+    };
+    // Until the first listing is in, wait for it rather than serve from an empty state.
+    if (this.listedOnce || this.closed) begin();
+    else void this.ready().then(begin);
     return w;
   }
 
@@ -297,7 +313,8 @@ export class WatchCache {
       return;
     }
     this.opts.onDatastoreError?.(err);
-    const relist = isCompacted(err);
+    // Never resume a watch without having listed: the state would miss every delete before it.
+    const relist = isCompacted(err) || !this.listedOnce;
     const delay = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, this.opts.retryMaxMs);
     this.retryTimer = setTimeout(() => {
@@ -331,6 +348,7 @@ export class WatchCache {
       }
     }
     diff.sort((a, b) => eventRevision(a) - eventRevision(b));
+    this.listedOnce = true;
     this.rev = Math.max(this.rev, revision);
     this.history = [];
     this.historyHead = 0;
@@ -341,9 +359,12 @@ export class WatchCache {
 
   private ingest(events: readonly WatchEvent[]): void {
     const fresh: WatchEvent[] = [];
+    // One revision may carry several events (a multi-key transaction, a prefix delete), and
+    // they arrive in one batch: compare with the revision before the batch, not the running one.
+    const base = this.rev;
     for (const e of events) {
       const r = eventRevision(e);
-      if (r <= this.rev) continue; // already applied (a resumed watch never repeats, but be safe)
+      if (r <= base) continue; // already applied (a resumed watch never repeats, but be safe)
       if (e.type === "put") this.state.set(e.kv.key, e.kv);
       else this.state.delete(e.key);
       this.rev = r;
