@@ -50,6 +50,8 @@ describe("calico-apiserver auth", () => {
         });
         assert.equal(r.status, 401, `${method} ${path} ${JSON.stringify(v)}`);
         assert.equal(r.headers["www-authenticate"], 'Bearer realm="calico-apiserver"');
+        // An unauthenticated caller may not keep the connection (and a server socket) open.
+        assert.equal(r.headers.connection, "close");
         bodies.add(r.text);
       }
     }

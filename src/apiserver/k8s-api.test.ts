@@ -398,6 +398,12 @@ describe("create, get, list, replace, patch, delete", () => {
     assert.equal(wrongRv.status, 409);
     const wrongUid = await call("DELETE", `${GV}/globalnetworkpolicies/del`, { preconditions: { uid: "x" } });
     assert.equal(wrongUid.status, 409);
+    const badRv = await call("DELETE", `${GV}/globalnetworkpolicies/del`, {
+      preconditions: { resourceVersion: "abc" },
+    });
+    assert.equal(badRv.status, 400, "a malformed resourceVersion is the client's mistake, not a 500");
+    assert.equal(badRv.json.reason, "BadRequest");
+    assert.match(badRv.json.message, /resourceVersion "abc" is not a revision number/);
     const ok = await call("DELETE", `${GV}/globalnetworkpolicies/del`, {
       kind: "DeleteOptions",
       apiVersion: "v1",

@@ -305,7 +305,8 @@ export class ApiServer {
         );
       }
     }
-    if (req.destroyed || this.stopping) return;
+    if (req.destroyed) return;
+    if (this.stopping) throw new ApiError(503, ApiErrorCode.UNAVAILABLE, "The API server is shutting down");
     const stream = new WatchStream(res, this.limits, {
       delivered: (n) => this.metrics.eventsDelivered.inc(n),
       cutOff: (reason) => {
@@ -384,7 +385,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
     "content-length": Buffer.byteLength(text),
   };
   // A rejected body may still be arriving: do not keep the connection for another request.
-  if (status === 413) headers.connection = "close";
+  // Nor for an unauthenticated caller, who must not be able to hold sockets open (401).
+  if (status === 413 || status === 401) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(text);
 }

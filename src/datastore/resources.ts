@@ -12,7 +12,15 @@ import { findKind } from "../api/registry.js";
 import type { KindDef } from "../api/kinds/kind.js";
 import { parseCIDR, cidrsOverlap } from "../api/net.js";
 import { API_VERSION, type AnyResource } from "../api/resource.js";
-import { isAlreadyExists, isConflict, isNotFound, type Datastore, type KV } from "./types.js";
+import {
+  DatastoreError,
+  DatastoreErrorCode,
+  isAlreadyExists,
+  isConflict,
+  isNotFound,
+  type Datastore,
+  type KV,
+} from "./types.js";
 import { resourceKey, resourcePrefix } from "./keys.js";
 import { CALICO_TS_VERSION } from "../version.js";
 import { DEFAULT_TIER } from "../api/kinds/tier.js";
@@ -319,6 +327,12 @@ export class ResourceStore {
     const id = resourceId(kind.kind, ref.name, namespace);
     if (kind.kind === "Tier") await this.checkTierDeletable(ref.name);
     const key = this.keyOf(kind, ref.name, namespace);
+    if (ref.resourceVersion !== undefined && !/^\d{1,15}$/.test(ref.resourceVersion)) {
+      throw new DatastoreError(
+        DatastoreErrorCode.INVALID_ARGUMENT,
+        `Cannot delete ${id}: resourceVersion ${JSON.stringify(ref.resourceVersion)} is not a revision number`,
+      );
+    }
     const expected = ref.resourceVersion !== undefined ? Number(ref.resourceVersion) : undefined;
     try {
       const prev = await this.datastore.delete(key, expected);

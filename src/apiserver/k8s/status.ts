@@ -8,7 +8,7 @@ import { hasCode } from "../../errors.js";
 import { isValidationError, formatValue } from "../../api/validation.js";
 import { isInputError } from "../../api/codec.js";
 import { ResourceErrorCode } from "../../datastore/resources.js";
-import { isCompacted } from "../../datastore/types.js";
+import { DatastoreErrorCode, isClosed, isCompacted, isUnavailable } from "../../datastore/types.js";
 import { API_GROUP } from "../../api/resource.js";
 
 /** The reasons we use (k8s.io/apimachinery/pkg/apis/meta/v1 StatusReason). */
@@ -26,6 +26,8 @@ export const StatusReason = {
   RequestEntityTooLarge: "RequestEntityTooLarge",
   /** 410: a watch asked for history that has been compacted away. */
   Expired: "Expired",
+  /** 503: the datastore is unreachable or closed (retryable). */
+  ServiceUnavailable: "ServiceUnavailable",
   InternalError: "InternalError",
 } as const;
 export type StatusReason = (typeof StatusReason)[keyof typeof StatusReason];
@@ -43,6 +45,7 @@ const CODE_OF: Record<StatusReason, number> = {
   UnsupportedMediaType: 415,
   RequestEntityTooLarge: 413,
   Expired: 410,
+  ServiceUnavailable: 503,
   InternalError: 500,
 };
 
@@ -155,6 +158,8 @@ export function toStatus(err: unknown, subject?: Subject): Status {
     });
   }
   if (isCompacted(err)) return failure(StatusReason.Expired, `too old resource version: ${message}`);
+  if (isUnavailable(err) || isClosed(err)) return failure(StatusReason.ServiceUnavailable, message);
+  if (hasCode(err, DatastoreErrorCode.INVALID_ARGUMENT)) return failure(StatusReason.BadRequest, message);
   return failure(StatusReason.InternalError, `Internal error occurred: ${message}`);
 }
 
