@@ -369,6 +369,9 @@ class HttpWatch implements Watch {
           let m: StreamLine;
           try {
             m = JSON.parse(line) as StreamLine;
+            // A misbehaving server or proxy must not crash the client: only objects are lines.
+            if (typeof m !== "object" || m === null || typeof m.type !== "string")
+              throw new Error("not a line");
           } catch {
             req.destroy(new Error("malformed watch stream line"));
             return;
@@ -458,6 +461,15 @@ export function redactHttpUrl(value: string): string {
  * Parse `http(s)://[token@]host:port[/][?token=&ca=]` (+ env) into a base URL and options;
  * `badUrl(shown, why)` builds the error for a malformed value (`shown` has the token redacted).
  */
+/** The token part of `https://TOKEN@host`, percent-decoded; a bad escape throws `badEscape()`. */
+function decodeToken(raw: string, badEscape: () => Error): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw badEscape();
+  }
+}
+
 export function parseHttpDatastoreUrl(
   value: string,
   opts: { env?: NodeJS.ProcessEnv; badUrl?: (shown: string, why: string) => Error } = {},
@@ -489,7 +501,9 @@ export function parseHttpDatastoreUrl(
   }
   if (u.password !== "") throw bad(shown, "give the token as token@host:port, not user:password@");
   const token =
-    (u.username !== "" ? decodeURIComponent(u.username) : undefined) ??
+    (u.username !== ""
+      ? decodeToken(u.username, () => bad(shown, "the token before @ has a malformed %-escape"))
+      : undefined) ??
     u.searchParams.get("token") ??
     env[DATASTORE_TOKEN_ENV];
   const caPath = u.searchParams.get("ca") ?? env[DATASTORE_CA_ENV];
