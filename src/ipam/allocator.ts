@@ -38,6 +38,7 @@ import {
   blockKey,
   blockPrefix,
   cidrFromKeyPart,
+  freeCount,
   fullyReserved,
   handleKey,
   hostAffinity,
@@ -215,12 +216,15 @@ export class IPAM {
         "Cannot auto-assign: node and handleID are required",
       );
     }
-    const [pools, reserved, settings, labels] = await Promise.all([
+    const [pools, reserved, settings] = await Promise.all([
       this.pools(),
       this.reservations(),
       this.settings(),
-      this.nodeLabels(req.node),
     ]);
+    // The Node's labels matter only to pools with a real nodeSelector.
+    const labels = pools.some((p) => p.nodeSelector.trim() !== "all()")
+      ? await this.nodeLabels(req.node)
+      : {};
     const attrs = req.attrs ?? null;
     const use = req.intendedUse ?? "Workload";
     const result: AutoAssignResult = { ipv4: [], ipv6: [] };
@@ -323,10 +327,17 @@ export class IPAM {
     try {
       // 1. The node's confirmed affine blocks in the candidate pools.
       const affine = await this.affineBlocks(node, family);
+      // With several affine blocks, one listing tells which have room (no get per full block).
+      const listed = new Map<string, KV>();
+      if (affine.length > 1) {
+        for (const kv of (await this.datastore.list(blockPrefix(family))).items) listed.set(kv.key, kv);
+      }
       for (const c of affine) {
         if (got.length >= num) break;
         const pool = poolOf(c);
         if (pool === undefined) continue;
+        const seen = listed.get(blockKey(c));
+        if (seen !== undefined && freeCount(parseBlock(seen.value), reserved) === 0) continue;
         got.push(
           ...(await this.assignFromBlock(
             c,
@@ -758,6 +769,16 @@ export class IPAM {
   private async adjustHandle(handleID: string, c: CIDR, delta: number): Promise<void> {
     const key = handleKey(handleID);
     const cidr = formatCIDR(c);
+    if (delta > 0) {
+      // Most handles are new: try the create first and save a read.
+      const doc: HandleDoc = { block: { [cidr]: delta }, deleted: false };
+      try {
+        await this.datastore.create(key, JSON.stringify(doc));
+        return;
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    }
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       const kv = await this.datastore.get(key);
       if (kv === undefined) {
