@@ -166,14 +166,20 @@ export class ApiServer {
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of [...this.streams]) s.end();
+    // Closing the cache ends the Kubernetes-API watches too (they are served from it); without
+    // this, `kubectl get -w` streams kept stop() waiting for the whole grace period.
+    this.cache.close();
+    // Connections go idle as their streams end (a tick or two from now): keep closing them.
     this.server.closeIdleConnections();
+    const idleSweep = setInterval(() => this.server.closeIdleConnections(), 50);
+    idleSweep.unref();
     const timer = setTimeout(() => {
       for (const s of this.sockets) s.destroy();
     }, graceMs);
     timer.unref();
     await closed;
     clearTimeout(timer);
-    this.cache.close();
+    clearInterval(idleSweep);
   }
 
   private log(line: string): void {

@@ -12,6 +12,7 @@
  * - `timeoutSeconds` ends the stream cleanly; a client that stops reading is cut off once
  *   MAX_BUFFERED bytes wait for it (it re-watches from its last revision).
  */
+import { isClosed } from "../../datastore/types.js";
 import type { ServerResponse } from "node:http";
 import type { Datastore, KV, WatchEvent } from "../../datastore/types.js";
 import { parseResourceKey, resourceKey } from "../../datastore/keys.js";
@@ -183,7 +184,9 @@ export function serveWatch(
         }
       },
       onError(err) {
-        send("ERROR", toStatus(err));
+        // The server is stopping (its cache closed): end the stream as a Kubernetes API server
+        // does on shutdown, without an error, so clients simply re-watch.
+        if (!isClosed(err)) send("ERROR", toStatus(err));
         finish();
       },
     });
