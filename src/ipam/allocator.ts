@@ -699,6 +699,7 @@ export class IPAM {
       const node = affinityNode(b.affinity);
       let ok: boolean;
       if (inUseCount(b) === 0 && node !== undefined) ok = await this.deleteEmptyBlock(kv, node, c);
+      else if (inUseCount(b) === 0 && b.affinity === null) ok = await this.casDelete(key, kv.modRevision);
       else ok = await this.casUpdate(key, serializeBlock(b), kv.modRevision);
       if (!ok) continue;
       const perHandle = new Map<string, number>();
@@ -709,6 +710,19 @@ export class IPAM {
       return res;
     }
     throw this.retriesExhausted(`release from block ${formatCIDR(c)}`);
+  }
+
+  private async casDelete(key: string, rev: number): Promise<boolean> {
+    try {
+      await this.datastore.delete(key, rev);
+      return true;
+    } catch (err) {
+      if (isConflict(err) || isNotFound(err)) {
+        this.stats.conflicts++;
+        return false;
+      }
+      throw err;
+    }
   }
 
   private async casUpdate(key: string, value: string, rev: number): Promise<boolean> {
@@ -762,6 +776,41 @@ export class IPAM {
       });
     }
     return true;
+  }
+
+  /**
+   * Give up `node`'s affinity for block `c` (GC of a deleted node): an empty block is deleted
+   * with its affinity; a block still holding addresses becomes unaffine (others may borrow
+   * from it, and it is deleted when it empties), then the affinity record goes.
+   */
+  async releaseAffinity(c: CIDR, node: string): Promise<void> {
+    const key = blockKey(c);
+    const aKey = affinityKey(node, c);
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const kv = await this.datastore.get(key);
+      if (kv !== undefined) {
+        const b = parseBlock(kv.value);
+        if (b.affinity === hostAffinity(node)) {
+          if (inUseCount(b) === 0) {
+            if (!(await this.deleteEmptyBlock(kv, node, c))) continue;
+            return;
+          }
+          b.affinity = null;
+          b.sequenceNumber++;
+          if (!(await this.casUpdate(key, serializeBlock(b), kv.modRevision))) continue;
+        }
+      }
+      const aff = await this.datastore.get(aKey);
+      if (aff === undefined) return;
+      try {
+        await this.datastore.delete(aKey, aff.modRevision);
+        return;
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+        this.stats.conflicts++;
+      }
+    }
+    throw this.retriesExhausted(`release the affinity of block ${formatCIDR(c)} for node "${node}"`);
   }
 
   // ---- handles ----------------------------------------------------------------------------
