@@ -252,7 +252,7 @@ describe("IPAM assign and release", () => {
     const a = await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 3 });
     const [x, y] = a.ipv4.map((i) => i.address);
     const r = await ipam.releaseIPs([x!]);
-    assert.deepEqual(r, { released: [x], notAllocated: [] });
+    assert.deepEqual(r, { released: [x], notAllocated: [], skipped: [] });
     const again = await ipam.releaseIPs([x!, "10.200.0.1"]);
     assert.deepEqual(again.released, []);
     assert.deepEqual(again.notAllocated.sort(), [x, "10.200.0.1"].sort());
@@ -260,6 +260,25 @@ describe("IPAM assign and release", () => {
     assert.deepEqual(Object.values(h.block), [2]);
     await assertConsistent(ds);
     await ipam.releaseIPs([y!]);
+    await assertConsistent(ds);
+  });
+
+  test("getAllocation says who holds an address; a stale sequence number releases nothing", async () => {
+    const { ds, ipam } = await setup({ pools: [v4] });
+    const [a] = (await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 2, attrs: { pod: "p1" } })).ipv4;
+    const info = await ipam.getAllocation(a!.address);
+    assert.equal(info?.handleID, "h1");
+    assert.deepEqual(info?.attrs, { pod: "p1" });
+    assert.equal(info?.affinity, "host:n1");
+    await ipam.releaseIPs([a!.address]);
+    assert.equal(await ipam.getAllocation(a!.address), undefined);
+    await ipam.assignIP(a!.address, "h2", null, "n1");
+    const stale = await ipam.releaseIPs([{ address: a!.address, sequenceNumber: info.sequenceNumber }]);
+    assert.deepEqual(stale, { released: [], notAllocated: [], skipped: [a!.address] });
+    assert.equal((await ipam.getAllocation(a!.address))?.handleID, "h2");
+    const cur = (await ipam.getAllocation(a!.address))!.sequenceNumber;
+    const ok = await ipam.releaseIPs([{ address: a!.address, sequenceNumber: cur }]);
+    assert.deepEqual(ok.released, [a!.address]);
     await assertConsistent(ds);
   });
 

@@ -90,6 +90,29 @@ export interface AutoAssignResult {
   ipv6: AssignedIP[];
 }
 
+export interface ReleaseRequest {
+  address: string;
+  /** The allocation's sequence number as read (see `getAllocation`); omit to release regardless. */
+  sequenceNumber?: number;
+}
+
+export interface ReleaseIPsResult {
+  released: string[];
+  /** Already free, or in no block (not an error). */
+  notAllocated: string[];
+  /** Re-allocated since the caller read its sequence number: left alone. */
+  skipped: string[];
+}
+
+export interface AllocationInfo {
+  address: string;
+  block: string;
+  affinity: string | null;
+  handleID: string | null;
+  attrs: Record<string, string> | null;
+  sequenceNumber: number;
+}
+
 export interface IPAMStats {
   /** CAS writes that lost a race and were retried. */
   conflicts: number;
@@ -614,14 +637,16 @@ export class IPAM {
 
   /**
    * Release addresses. An address that is already free (or in no block) is not an error: it
-   * is reported in `notAllocated`.
+   * is reported in `notAllocated`. With a `sequenceNumber` (from `getAllocation`), an address
+   * re-allocated since is left alone and reported in `skipped` (Calico's ErrorBadSequenceNumber).
    */
-  async releaseIPs(addresses: readonly string[]): Promise<{ released: string[]; notAllocated: string[] }> {
-    const out = { released: [] as string[], notAllocated: [] as string[] };
-    const byBlock = new Map<string, { cidr: CIDR; ords: number[] }>();
+  async releaseIPs(requests: readonly (string | ReleaseRequest)[]): Promise<ReleaseIPsResult> {
+    const out: ReleaseIPsResult = { released: [], notAllocated: [], skipped: [] };
+    const byBlock = new Map<string, { cidr: CIDR; ords: number[]; seqs: Map<number, number> }>();
     const pools = await this.pools();
     const blocksByFamily = new Map<IPFamily, Block[]>();
-    for (const a of addresses) {
+    for (const req of requests) {
+      const a = typeof req === "string" ? req : req.address;
       const ip = parseIP(a);
       if (ip === undefined)
         throw new IPAMError(IPAMErrorCode.INVALID_ARGUMENT, `Cannot release "${a}": not an IP address`);
@@ -645,17 +670,45 @@ export class IPAM {
         continue;
       }
       const k = blockKey(c);
-      const entry = byBlock.get(k) ?? { cidr: c, ords: [] };
-      entry.ords.push(Number(ip.value - c.addr));
+      const entry = byBlock.get(k) ?? { cidr: c, ords: [], seqs: new Map<number, number>() };
+      const o = Number(ip.value - c.addr);
+      entry.ords.push(o);
+      if (typeof req !== "string" && req.sequenceNumber !== undefined) entry.seqs.set(o, req.sequenceNumber);
       byBlock.set(k, entry);
     }
-    for (const { cidr, ords } of byBlock.values()) {
-      const res = await this.releaseInBlock(cidr, (b) => release(b, ords));
-      for (const r of res.released) out.released.push(formatIP(cidr.family, cidr.addr + BigInt(r.ordinal)));
-      for (const o of [...res.alreadyFree, ...res.badSequence])
-        out.notAllocated.push(formatIP(cidr.family, cidr.addr + BigInt(o)));
+    const fmt = (c: CIDR, o: number): string => formatIP(c.family, c.addr + BigInt(o));
+    for (const { cidr, ords, seqs } of byBlock.values()) {
+      const res = await this.releaseInBlock(cidr, (b) => release(b, ords, seqs));
+      for (const r of res.released) out.released.push(fmt(cidr, r.ordinal));
+      for (const o of res.alreadyFree) out.notAllocated.push(fmt(cidr, o));
+      for (const o of res.badSequence) out.skipped.push(fmt(cidr, o));
     }
     return out;
+  }
+
+  /** Who holds `address`, or undefined if it is free or in no block. */
+  async getAllocation(address: string): Promise<AllocationInfo | undefined> {
+    const ip = parseIP(address);
+    if (ip === undefined)
+      throw new IPAMError(IPAMErrorCode.INVALID_ARGUMENT, `"${address}" is not an IP address`);
+    const host: CIDR = { family: ip.family, addr: ip.value, prefix: familyBits(ip.family) };
+    for (const kv of (await this.datastore.list(blockPrefix(ip.family))).items) {
+      const b = parseBlock(kv.value);
+      if (!cidrContains(b.cidr, host)) continue;
+      const o = Number(ip.value - b.cidr.addr);
+      const a = b.allocations[o];
+      if (a === undefined || a === null) return undefined;
+      const attr = b.attributes[a];
+      return {
+        address: formatIP(ip.family, ip.value),
+        block: formatCIDR(b.cidr),
+        affinity: b.affinity,
+        handleID: attr?.handleID ?? null,
+        attrs: attr?.secondary ?? null,
+        sequenceNumber: b.sequenceNumberForAllocation[String(o)] ?? 0,
+      };
+    }
+    return undefined;
   }
 
   /** Release every address of a handle; returns how many were freed (0 for an unknown handle). */
