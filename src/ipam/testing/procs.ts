@@ -21,6 +21,22 @@ const live = new Set<ChildProcess>();
 
 /** Fork one worker per job, wait until all are ready, say go, and collect every `done`. */
 export async function runWorkers(jobs: IPAMWorkerJob[], timeoutMs: number): Promise<DoneMessage[]> {
+  const out = await runWorkersKilling(jobs, timeoutMs, new Map());
+  return out.map((d, i) => {
+    if (d === null) throw new Error(`IPAM worker ${jobs[i]?.node} was killed`);
+    return d;
+  });
+}
+
+/**
+ * Like runWorkers, but SIGKILL worker i `kill.get(i)` ms after go (a crash mid-operation);
+ * a killed worker's entry is null.
+ */
+export async function runWorkersKilling(
+  jobs: IPAMWorkerJob[],
+  timeoutMs: number,
+  kill: ReadonlyMap<number, number>,
+): Promise<(DoneMessage | null)[]> {
   const procs = jobs.map((job) => {
     const child = fork(workerPath(), [JSON.stringify(job)], { stdio: ["ignore", "ignore", "pipe", "ipc"] });
     live.add(child);
@@ -68,7 +84,28 @@ export async function runWorkers(jobs: IPAMWorkerJob[], timeoutMs: number): Prom
   const deadline = Date.now() + timeoutMs;
   await Promise.all(procs.map((p) => p.waitFor("ready", deadline)));
   for (const p of procs) p.child.send({ type: "go" });
-  return Promise.all(procs.map((p) => p.waitFor("done", deadline)));
+  const timers: NodeJS.Timeout[] = [];
+  const killed = new Set<number>();
+  for (const [i, ms] of kill) {
+    timers.push(
+      setTimeout(() => {
+        killed.add(i);
+        procs[i]?.child.kill("SIGKILL");
+      }, ms),
+    );
+  }
+  try {
+    return await Promise.all(
+      procs.map((p, i) =>
+        p.waitFor("done", deadline).catch((err: unknown) => {
+          if (killed.has(i)) return null;
+          throw err;
+        }),
+      ),
+    );
+  } finally {
+    for (const t of timers) clearTimeout(t);
+  }
 }
 
 /** Kill every worker still running (cleanup; idempotent). */
