@@ -149,6 +149,8 @@ export class IPAM {
   readonly resources: ResourceStore;
   readonly stats: IPAMStats = { conflicts: 0, blocksClaimed: 0 };
   private readonly maxRetries: number;
+  /** Per node and family, the affine block that last had room: only a hint (every write is CAS). */
+  private readonly hints = new Map<string, string>();
 
   constructor(
     readonly datastore: Datastore,
@@ -350,28 +352,38 @@ export class IPAM {
     try {
       // 1. The node's confirmed affine blocks in the candidate pools.
       const affine = await this.affineBlocks(node, family);
-      // With several affine blocks, one listing tells which have room (no get per full block).
-      const listed = new Map<string, KV>();
-      if (affine.length > 1) {
-        for (const kv of (await this.datastore.list(blockPrefix(family))).items) listed.set(kv.key, kv);
-      }
-      for (const c of affine) {
+      // Try the block that last had room first (one read in the common case); if more are
+      // needed, one listing tells which of the others have room (no read per full block).
+      const hintKey = `${node}/${family}`;
+      const hint = this.hints.get(hintKey);
+      const ordered = [
+        ...affine.filter((c) => blockKey(c) === hint),
+        ...affine.filter((c) => blockKey(c) !== hint),
+      ];
+      let listed: Map<string, KV> | undefined;
+      for (const c of ordered) {
         if (got.length >= num) break;
         const pool = poolOf(c);
         if (pool === undefined) continue;
-        const seen = listed.get(blockKey(c));
-        if (seen !== undefined && freeCount(parseBlock(seen.value), reserved) === 0) continue;
-        got.push(
-          ...(await this.assignFromBlock(
-            c,
-            pool,
-            num - got.length,
-            handleID,
-            attrs,
-            reserved,
-            hostAffinity(node),
-          )),
+        if (blockKey(c) !== hint && ordered.length > 1) {
+          if (listed === undefined) {
+            listed = new Map();
+            for (const kv of (await this.datastore.list(blockPrefix(family))).items) listed.set(kv.key, kv);
+          }
+          const seen = listed.get(blockKey(c));
+          if (seen !== undefined && freeCount(parseBlock(seen.value), reserved) === 0) continue;
+        }
+        const more = await this.assignFromBlock(
+          c,
+          pool,
+          num - got.length,
+          handleID,
+          attrs,
+          reserved,
+          hostAffinity(node),
         );
+        if (more.length > 0) this.hints.set(hintKey, blockKey(c));
+        got.push(...more);
       }
       // 2. Claim new blocks.
       let owned = affine.length;
@@ -381,6 +393,7 @@ export class IPAM {
             const c = await this.claimFreeBlock(pool, node, reserved);
             if (c === undefined) break;
             owned++;
+            this.hints.set(`${node}/${family}`, blockKey(c));
             got.push(
               ...(await this.assignFromBlock(
                 c,
