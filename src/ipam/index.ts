@@ -1,0 +1,35 @@
+/** IPAM: Calico's block allocator (docs/ipam.md). The API `calicoctl ipam` builds on. */
+export {
+  IPAM,
+  MAX_RETRIES,
+  DEFAULT_MAX_BLOCKS_PER_HOST,
+  type AllocationInfo,
+  type AssignedIP,
+  type AutoAssignRequest,
+  type AutoAssignResult,
+  type IPAMStats,
+  type ReleaseIPsResult,
+  type ReleaseRequest,
+} from "./allocator.js";
+export {
+  checkIPAM,
+  IPAMIssueKind,
+  type CheckOptions,
+  type IPAMCheckReport,
+  type IPAMIssue,
+} from "./check.js";
+export { gcDeletedNodes, type NodeGCResult } from "./gc.js";
+export * from "./errors.js";
+export {
+  affinityKey,
+  blockKey,
+  blockPrefix,
+  handleKey,
+  parseBlock,
+  freeCount,
+  inUseCount,
+  blockSize,
+  type Block,
+  type AffinityDoc,
+  type HandleDoc,
+} from "./block.js";
