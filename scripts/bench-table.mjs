@@ -23,6 +23,7 @@ const PICK = {
   ],
   etcd: null,
   apiserver: null,
+  ipam: null,
 };
 const num = (v) =>
   Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en-US") : Number(v.toPrecision(3)).toString();
