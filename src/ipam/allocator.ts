@@ -778,22 +778,18 @@ export class IPAM {
     throw this.retriesExhausted(`release from block ${formatCIDR(c)}`);
   }
 
-  private async casDelete(key: string, rev: number): Promise<boolean> {
-    try {
-      await this.datastore.delete(key, rev);
-      return true;
-    } catch (err) {
-      if (isConflict(err) || isNotFound(err)) {
-        this.stats.conflicts++;
-        return false;
-      }
-      throw err;
-    }
+  private casDelete(key: string, rev: number): Promise<boolean> {
+    return this.casWrite(() => this.datastore.delete(key, rev));
   }
 
-  private async casUpdate(key: string, value: string, rev: number): Promise<boolean> {
+  private casUpdate(key: string, value: string, rev: number): Promise<boolean> {
+    return this.casWrite(() => this.datastore.update(key, value, rev));
+  }
+
+  /** One CAS write: false (counted as a conflict) when another writer got there first. */
+  private async casWrite(write: () => Promise<unknown>): Promise<boolean> {
     try {
-      await this.datastore.update(key, value, rev);
+      await write();
       return true;
     } catch (err) {
       if (isConflict(err) || isNotFound(err)) {
