@@ -36,7 +36,7 @@ async function seed(ds: Datastore): Promise<void> {
     apiVersion: API_VERSION,
     kind: "IPPool",
     metadata: { name: "bench" },
-    spec: { cidr: "10.128.0.0/12" },
+    spec: { cidr: "198.19.0.0/16" },
   });
 }
 
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     bench: "ipam",
     startedAt: new Date().toISOString(),
     machine: machineInfo(),
-    params: { opsPerWorker: OPS, phaseMs: PHASE_MS, pool: "10.128.0.0/12", blockSize: 26 },
+    params: { opsPerWorker: OPS, phaseMs: PHASE_MS, pool: "198.19.0.0/16", blockSize: 26 },
     rows,
   });
 }

@@ -44,19 +44,19 @@ async function seed(ds: Datastore): Promise<void> {
     apiVersion: API_VERSION,
     kind: "IPPool",
     metadata: { name: "p4" },
-    spec: { cidr: "10.9.0.0/26", blockSize: 29 },
+    spec: { cidr: "198.19.90.0/26", blockSize: 29 },
   });
   await r.create({
     apiVersion: API_VERSION,
     kind: "IPPool",
     metadata: { name: "p6" },
-    spec: { cidr: "fd09::/122", blockSize: 125 },
+    spec: { cidr: "fd00:19:9::/122", blockSize: 125 },
   });
   await r.create({
     apiVersion: API_VERSION,
     kind: "IPReservation",
     metadata: { name: "r" },
-    spec: { reservedCIDRs: ["10.9.0.0/31"] },
+    spec: { reservedCIDRs: ["198.19.90.0/31"] },
   });
   for (let i = 0; i < WORKERS; i++) {
     await r.create({ apiVersion: API_VERSION, kind: "Node", metadata: { name: `node-${i}` }, spec: {} });
@@ -72,7 +72,7 @@ async function verify(ds: Datastore, reports: DoneMessage[]): Promise<void> {
       list.push({ handle, start: BigInt(start), end: end === null ? null : BigInt(end) });
       byAddr.set(ip, list);
       if (end === null) stillHeld.set(ip, handle);
-      assert.ok(ip !== "10.9.0.0" && ip !== "10.9.0.1", `reserved address ${ip} was handed out`);
+      assert.ok(ip !== "198.19.90.0" && ip !== "198.19.90.1", `reserved address ${ip} was handed out`);
     }
   }
   // The interval a worker reports (allocation returned → release started) lies inside the

@@ -41,19 +41,19 @@ describe("IPAM under concurrent in-process allocators", () => {
             apiVersion: API_VERSION,
             kind: "IPPool",
             metadata: { name: "p4" },
-            spec: { cidr: "10.0.0.0/27", blockSize: 29 },
+            spec: { cidr: "198.19.0.0/27", blockSize: 29 },
           });
           await r.create({
             apiVersion: API_VERSION,
             kind: "IPPool",
             metadata: { name: "p6" },
-            spec: { cidr: "fd00::/124", blockSize: 126 },
+            spec: { cidr: "fd00:19::/124", blockSize: 126 },
           });
           await r.create({
             apiVersion: API_VERSION,
             kind: "IPReservation",
             metadata: { name: "r" },
-            spec: { reservedCIDRs: ["10.0.0.9"] },
+            spec: { reservedCIDRs: ["198.19.0.9"] },
           });
           if (strict) {
             await r.create({
@@ -84,7 +84,7 @@ describe("IPAM under concurrent in-process allocators", () => {
                     assert.equal(got.length, op.n);
                     for (const ip of got) {
                       assert.ok(!held.has(ip), `${ip} handed to ${handleID} while held by ${held.get(ip)}`);
-                      assert.notEqual(ip, "10.0.0.9", "a reserved address was handed out");
+                      assert.notEqual(ip, "198.19.0.9", "a reserved address was handed out");
                       held.set(ip, handleID);
                     }
                     byHandle.set(handleID, got);

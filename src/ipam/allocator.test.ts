@@ -68,7 +68,7 @@ async function assertConsistent(ds: MemoryDatastore): Promise<void> {
   assert.deepEqual(rep.issues, []);
 }
 
-const v4 = { name: "p4", cidr: "10.0.0.0/24", blockSize: 28 };
+const v4 = { name: "p4", cidr: "198.19.0.0/24", blockSize: 28 };
 
 describe("IPAM auto-assign", () => {
   test("first allocation claims an affine block; later ones reuse it", async () => {
@@ -99,7 +99,7 @@ describe("IPAM auto-assign", () => {
   });
 
   test("a full node claims another block, then borrows when none is left", async () => {
-    const { ds, ipam } = await setup({ pools: [{ name: "p", cidr: "10.0.0.0/27", blockSize: 28 }] });
+    const { ds, ipam } = await setup({ pools: [{ name: "p", cidr: "198.19.0.0/27", blockSize: 28 }] });
     await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 20 });
     assert.equal((await ds.list(affinityPrefix("n1", 4))).items.length, 2);
     await ipam.releaseByHandle("h1");
@@ -117,7 +117,7 @@ describe("IPAM auto-assign", () => {
   });
 
   test("borrowing: a node with no block to claim takes addresses from another node's block", async () => {
-    const { ds, ipam } = await setup({ pools: [{ name: "p", cidr: "10.0.0.0/28", blockSize: 28 }] });
+    const { ds, ipam } = await setup({ pools: [{ name: "p", cidr: "198.19.0.0/28", blockSize: 28 }] });
     await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 4 });
     const b = await ipam.autoAssign({ node: "n2", handleID: "h2", num4: 4 });
     assert.equal(b.ipv4.length, 4);
@@ -127,7 +127,7 @@ describe("IPAM auto-assign", () => {
 
   test("strictAffinity: no borrowing, a clear exhaustion error and nothing written", async () => {
     const { ds, ipam } = await setup({
-      pools: [{ name: "p", cidr: "10.0.0.0/28", blockSize: 28 }],
+      pools: [{ name: "p", cidr: "198.19.0.0/28", blockSize: 28 }],
       config: { strictAffinity: true, autoAllocateBlocks: true },
     });
     await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 4 });
@@ -144,7 +144,7 @@ describe("IPAM auto-assign", () => {
 
   test("maxBlocksPerHost caps a node's blocks", async () => {
     const { ds, ipam } = await setup({
-      pools: [{ name: "p", cidr: "10.0.0.0/24", blockSize: 30 }],
+      pools: [{ name: "p", cidr: "198.19.0.0/24", blockSize: 30 }],
       config: { strictAffinity: true, autoAllocateBlocks: true, maxBlocksPerHost: 2 },
     });
     await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 8 });
@@ -159,25 +159,25 @@ describe("IPAM auto-assign", () => {
 
   test("reservations are never handed out, and assignIP refuses them", async () => {
     const { ds, ipam } = await setup({
-      pools: [{ name: "p", cidr: "10.0.0.0/28", blockSize: 28 }],
-      reservations: ["10.0.0.0/30", "10.0.0.9"],
+      pools: [{ name: "p", cidr: "198.19.0.0/28", blockSize: 28 }],
+      reservations: ["198.19.0.0/30", "198.19.0.9"],
     });
     const got = await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 11 });
     const addrs = got.ipv4.map((a) => a.address);
-    for (const r of ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.9"])
+    for (const r of ["198.19.0.0", "198.19.0.1", "198.19.0.2", "198.19.0.3", "198.19.0.9"])
       assert.ok(!addrs.includes(r), r);
     await assert.rejects(ipam.autoAssign({ node: "n1", handleID: "h2", num4: 1 }), isPoolExhausted);
-    await assert.rejects(ipam.assignIP("10.0.0.9", "h3", null, "n1"), isAddressReserved);
+    await assert.rejects(ipam.assignIP("198.19.0.9", "h3", null, "n1"), isAddressReserved);
     await assertConsistent(ds);
   });
 
   test("IPv6 and dual stack; a v6 failure gives back the v4 addresses", async () => {
     const { ds, ipam } = await setup({
-      pools: [v4, { name: "p6", cidr: "fd00::/120", blockSize: 122 }],
+      pools: [v4, { name: "p6", cidr: "fd00:19::/120", blockSize: 122 }],
     });
     const got = await ipam.autoAssign({ node: "n1", handleID: "h1", num4: 1, num6: 2 });
     assert.equal(got.ipv6.length, 2);
-    assert.match(got.ipv6[0]!.cidr, /^fd00::[0-9a-f]*\/122$/);
+    assert.match(got.ipv6[0]!.cidr, /^fd00:19::[0-9a-f]*\/122$/);
     await assert.rejects(
       ipam.autoAssign({ node: "n1", handleID: "h2", num4: 1, num6: 1000 }),
       isPoolExhausted,
@@ -188,7 +188,11 @@ describe("IPAM auto-assign", () => {
 
   test("named pools: unknown, disabled and wrong-family pools are named in the error", async () => {
     const { ipam } = await setup({
-      pools: [v4, { name: "off", cidr: "10.1.0.0/24", disabled: true }, { name: "p6", cidr: "fd00::/120" }],
+      pools: [
+        v4,
+        { name: "off", cidr: "198.19.10.0/24", disabled: true },
+        { name: "p6", cidr: "fd00:19::/120" },
+      ],
     });
     await assert.rejects(
       ipam.autoAssign({ node: "n1", handleID: "h", num4: 1, pools4: ["nope"] }),
@@ -217,9 +221,9 @@ describe("IPAM auto-assign", () => {
   test("disabled pools and nodeSelector exclude pools", async () => {
     const { ipam } = await setup({
       pools: [
-        { name: "off", cidr: "10.1.0.0/24", disabled: true },
-        { name: "rack1", cidr: "10.2.0.0/24", nodeSelector: "rack == 'r1'" },
-        { name: "lb", cidr: "10.3.0.0/24", allowedUses: ["LoadBalancer"] },
+        { name: "off", cidr: "198.19.10.0/24", disabled: true },
+        { name: "rack1", cidr: "198.19.20.0/24", nodeSelector: "rack == 'r1'" },
+        { name: "lb", cidr: "198.19.30.0/24", allowedUses: ["LoadBalancer"] },
       ],
       nodes: [
         { name: "n1", labels: { rack: "r1" } },
@@ -237,13 +241,13 @@ describe("IPAM auto-assign", () => {
 describe("IPAM assign and release", () => {
   test("assignIP: a specific address, in use, not in a pool", async () => {
     const { ds, ipam } = await setup({ pools: [v4] });
-    const a = await ipam.assignIP("10.0.0.77", "h1", { pod: "x" }, "n1");
-    assert.equal(a.cidr, "10.0.0.77/28");
-    await assert.rejects(ipam.assignIP("10.0.0.77", "h2", null, "n2"), isAddressInUse);
+    const a = await ipam.assignIP("198.19.0.77", "h1", { pod: "x" }, "n1");
+    assert.equal(a.cidr, "198.19.0.77/28");
+    await assert.rejects(ipam.assignIP("198.19.0.77", "h2", null, "n2"), isAddressInUse);
     await assert.rejects(ipam.assignIP("192.168.9.9", "h2", null, "n2"), isNotInPool);
     // Auto-assign on the same node uses the block assignIP claimed, never the taken address.
     const more = await ipam.autoAssign({ node: "n1", handleID: "h3", num4: 15 });
-    assert.ok(!more.ipv4.some((x) => x.address === "10.0.0.77"));
+    assert.ok(!more.ipv4.some((x) => x.address === "198.19.0.77"));
     await assertConsistent(ds);
   });
 
@@ -253,9 +257,9 @@ describe("IPAM assign and release", () => {
     const [x, y] = a.ipv4.map((i) => i.address);
     const r = await ipam.releaseIPs([x!]);
     assert.deepEqual(r, { released: [x], notAllocated: [], skipped: [] });
-    const again = await ipam.releaseIPs([x!, "10.200.0.1"]);
+    const again = await ipam.releaseIPs([x!, "198.18.200.1"]);
     assert.deepEqual(again.released, []);
-    assert.deepEqual(again.notAllocated.sort(), [x, "10.200.0.1"].sort());
+    assert.deepEqual(again.notAllocated.sort(), [x, "198.18.200.1"].sort());
     const h = JSON.parse((await ds.get(handleKey("h1")))!.value);
     assert.deepEqual(Object.values(h.block), [2]);
     await assertConsistent(ds);
@@ -313,7 +317,7 @@ describe("IPAM check", () => {
     await ds.delete(handleKey("h1"));
     const aff = (await ds.list(affinityPrefix("n1", 4))).items[0]!;
     await ds.delete(aff.key);
-    await ds.create(handleKey("h9"), JSON.stringify({ block: { "10.0.0.0/28": 1 }, deleted: false }));
+    await ds.create(handleKey("h9"), JSON.stringify({ block: { "198.19.0.0/28": 1 }, deleted: false }));
     const kinds = new Set((await checkIPAM(ds)).issues.map((i) => i.kind));
     for (const k of ["missing-handle", "missing-affinity", "missing-node", "handle-mismatch"])
       assert.ok(kinds.has(k as never), k);

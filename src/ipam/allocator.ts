@@ -78,9 +78,9 @@ export interface AutoAssignRequest {
 }
 
 export interface AssignedIP {
-  /** The bare address, e.g. `10.244.1.7`. */
+  /** The bare address, e.g. `198.19.201.7`. */
   address: string;
-  /** Block-masked as Calico returns it, e.g. `10.244.1.7/26`. */
+  /** Block-masked as Calico returns it, e.g. `198.19.201.7/26`. */
   cidr: string;
   pool: string;
 }

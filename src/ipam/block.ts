@@ -41,7 +41,7 @@ export const IPAM_PREFIX = "/calico/ipam/v2/";
 
 export const familyDir = (family: IPFamily): string => (family === 4 ? "ipv4" : "ipv6");
 
-/** `10.0.0.0/26` → `10-0-0-0-26`; `fd00::/122` → `fd00--122` (Calico's key form). */
+/** `198.19.0.0/26` → `198-19-0-0-26`; `fd00:19::/122` → `fd00-19---122` (Calico's key form). */
 export const cidrKeyPart = (c: CIDR): string => formatCIDR(c).replace(/[.:/]/g, "-");
 
 export const blockPrefix = (family: IPFamily): string =>
@@ -360,7 +360,7 @@ export function blockContaining(family: IPFamily, addr: bigint, blockPrefix: num
   return { family, addr: addr & ~hostMask(family, blockPrefix), prefix: blockPrefix };
 }
 
-/** `10-0-0-0-26` back to a CIDR (v6: the last `-` is the slash; `-`→`:` elsewhere). */
+/** `198-19-0-0-26` back to a CIDR (v6: the last `-` is the slash; `-`→`:` elsewhere). */
 export function cidrFromKeyPart(part: string, family: IPFamily): CIDR | undefined {
   const i = part.lastIndexOf("-");
   if (i < 0) return undefined;

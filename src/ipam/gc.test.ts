@@ -24,7 +24,7 @@ async function setup(cidr: string, blockSize: number): Promise<{ ds: MemoryDatas
 
 describe("IPAM GC of deleted nodes", () => {
   test("a deleted node's addresses and affinities are released; borrowers keep theirs", async () => {
-    const { ds, ipam } = await setup("10.0.0.0/28", 28);
+    const { ds, ipam } = await setup("198.19.0.0/28", 28);
     const mine = await ipam.autoAssign({ node: "n1", handleID: "a", num4: 4, attrs: { node: "n1" } });
     const theirs = await ipam.autoAssign({ node: "n2", handleID: "b", num4: 4, attrs: { node: "n2" } });
     await ipam.resources.delete({ kind: "Node", name: "n1" });
@@ -49,7 +49,7 @@ describe("IPAM GC of deleted nodes", () => {
   });
 
   test("an empty block of a deleted node is deleted with its affinity; live nodes are untouched", async () => {
-    const { ds, ipam } = await setup("10.0.0.0/24", 28);
+    const { ds, ipam } = await setup("198.19.0.0/24", 28);
     await ipam.autoAssign({ node: "n1", handleID: "a", num4: 1, attrs: { node: "n1" } });
     await ipam.autoAssign({ node: "n2", handleID: "b", num4: 1, attrs: { node: "n2" } });
     await ipam.resources.delete({ kind: "Node", name: "n1" });
