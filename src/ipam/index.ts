@@ -19,6 +19,13 @@ export {
   type IPAMIssue,
 } from "./check.js";
 export { gcDeletedNodes, type NodeGCResult } from "./gc.js";
+export {
+  AllocationState,
+  classifyAllocations,
+  type AllocationUse,
+  type UnallocatedUse,
+  type UsageReport,
+} from "./usage.js";
 export * from "./errors.js";
 export {
   affinityKey,
