@@ -12,7 +12,9 @@ import {
 } from "../datastore/open.js";
 import { ResourceStore } from "../datastore/resources.js";
 import type { Datastore } from "../datastore/types.js";
+import { registerDatastoreCommands } from "./commands/datastore.js";
 import { registerGetCommand } from "./commands/get.js";
+import { registerIpamCommands } from "./commands/ipam.js";
 import { registerPatchCommands } from "./commands/patch.js";
 import { registerVersionCommand } from "./commands/version.js";
 import { registerWriteCommands } from "./commands/write.js";
@@ -71,6 +73,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerGetCommand(program, ctx);
   registerPatchCommands(program, ctx);
   registerVersionCommand(program, ctx);
+  registerIpamCommands(program, ctx);
+  registerDatastoreCommands(program, ctx);
 
   let exit: number = ExitCode.OK;
   try {
