@@ -18,7 +18,23 @@ export {
   type IPAMCheckReport,
   type IPAMIssue,
 } from "./check.js";
-export { gcDeletedNodes, type NodeGCResult } from "./gc.js";
+export {
+  DEFAULT_LEAK_GRACE_PERIOD_MS,
+  gcDeletedNodes,
+  IPAMGarbageCollector,
+  leakGracePeriodMs,
+  type GCPassResult,
+  type LeakGCOptions,
+  type NodeGCResult,
+} from "./gc.js";
+export {
+  DEFAULT_REPAIR_MIN_AGE_MS,
+  IPAMRepairer,
+  repairIPAM,
+  repairIsEmpty,
+  type RepairOptions,
+  type RepairResult,
+} from "./repair.js";
 export {
   AllocationState,
   classifyAllocations,
