@@ -18,6 +18,7 @@ import { formatIP } from "../src/api/net.js";
 import { IPAM } from "../src/ipam/allocator.js";
 import { addressOf, blockPrefix, parseBlock } from "../src/ipam/block.js";
 import { checkIPAM, IPAMIssueKind } from "../src/ipam/check.js";
+import { repairIPAM, repairIsEmpty } from "../src/ipam/repair.js";
 import {
   killAllWorkers,
   runWorkers,
@@ -189,6 +190,17 @@ describe("IPAM with separate allocator processes", () => {
       );
       for (const i of report.issues)
         assert.match(i.message, /node-[01]\./, "only the killed workers' handles");
+      // Repair puts right whatever the kills left (handles, pending or dying affinities).
+      const repaired = await repairIPAM(ipam, { minAgeMs: 50 });
+      assert.deepEqual(repaired.deferred, []);
+      assert.deepEqual((await checkIPAM(ds)).issues, []);
+      assert.ok(repairIsEmpty(await repairIPAM(ipam, { minAgeMs: 50 })), "a second repair changes nothing");
+      for (const r of survivors) {
+        for (const [ip, handle, , end] of r.holdings) {
+          if (end === null)
+            assert.equal((await ipam.getAllocation(ip))?.handleID, handle, `${ip} lost in repair`);
+        }
+      }
       // And a fresh allocator still gets addresses.
       await ipam.releaseByHandle("none");
       const fresh = await ipam.autoAssign({ node: "node-2", handleID: "after-crash", num6: 1 });
