@@ -1,0 +1,4 @@
+/** Entry point of the probe agent process (see probe-agent.ts). */
+import { probeAgentMain } from "./probe-agent.js";
+
+probeAgentMain(process.argv.slice(2));

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { runOk } from "../dataplane/netns.js";
+import { NetnsSet, runPrefix } from "./netns-set.js";
+import { ProbeAgent } from "./probe.js";
+
+const isRoot = process.getuid?.() === 0;
+const skip = !isRoot && process.env.CI === undefined ? "needs root (network namespaces)" : false;
+
+describe("probe agents in two namespaces joined by a veth", { skip }, () => {
+  const nets = new NetnsSet(runPrefix("ctspr"));
+  let a: ProbeAgent;
+  let b: ProbeAgent;
+  let nsB: string;
+
+  before(async () => {
+    const nsA = await nets.add("a");
+    nsB = await nets.add("b");
+    await runOk("ip", [
+      "-n",
+      nsA,
+      "link",
+      "add",
+      "eth0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      nsB,
+    ]);
+    for (const [ns, v4, v6] of [
+      [nsA, "198.19.250.1/30", "fd00:19:fa::1/64"],
+      [nsB, "198.19.250.2/30", "fd00:19:fa::2/64"],
+    ] as const) {
+      await runOk("ip", ["-n", ns, "addr", "add", v4, "dev", "eth0"]);
+      await runOk("ip", ["-n", ns, "addr", "add", v6, "dev", "eth0", "nodad"]);
+      await runOk("ip", ["-n", ns, "link", "set", "eth0", "up"]);
+    }
+    a = await ProbeAgent.start({ netns: nsA, name: "a", tcpPorts: [80], udpPorts: [80] });
+    b = await ProbeAgent.start({ netns: nsB, name: "b", tcpPorts: [80, 81], udpPorts: [80] });
+    // A fresh veth takes a moment before IPv6 passes (link-local addresses, carrier).
+    for (let i = 0; i < 30; i++) {
+      if ((await a.probe({ proto: "udp", addr: "fd00:19:fa::2", port: 80, timeoutMs: 100 })).ok) break;
+    }
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    await nets.cleanup();
+  });
+
+  test("TCP, UDP and ICMP reach the other side, which names itself", async () => {
+    for (const addr of ["198.19.250.2", "fd00:19:fa::2"]) {
+      assert.deepEqual((await a.probe({ proto: "tcp", addr, port: 81 })).peer, "b", `tcp ${addr}`);
+      assert.equal((await a.probe({ proto: "udp", addr, port: 80 })).peer, "b", `udp ${addr}`);
+      assert.equal((await a.probe({ proto: "icmp", addr })).ok, true, `icmp ${addr}`);
+    }
+    assert.equal((await b.probe({ proto: "tcp", addr: "198.19.250.1", port: 80 })).peer, "a");
+  });
+
+  test("a closed port is refused; a dropped one times out", async () => {
+    const refused = await a.probe({ proto: "tcp", addr: "198.19.250.2", port: 82 });
+    assert.deepEqual([refused.ok, refused.error], [false, "refused"]);
+    await runOk("nft", ["-f", "-"], {
+      netns: nsB,
+      input:
+        "table inet ctsprobe { chain input { type filter hook input priority 0; tcp dport 81 drop; udp dport 80 drop; icmp type echo-request drop; }; }\n",
+    });
+    const dropped = await a.probe({ proto: "tcp", addr: "198.19.250.2", port: 81, timeoutMs: 300 });
+    assert.deepEqual([dropped.ok, dropped.error], [false, "timeout"]);
+    const udp = await a.probe({ proto: "udp", addr: "198.19.250.2", port: 80, timeoutMs: 300 });
+    assert.deepEqual([udp.ok, udp.error], [false, "timeout"]);
+    assert.equal((await a.probe({ proto: "icmp", addr: "198.19.250.2", timeoutMs: 1000 })).ok, false);
+    assert.equal((await a.probe({ proto: "tcp", addr: "198.19.250.2", port: 80 })).peer, "b");
+  });
+});
