@@ -12,10 +12,11 @@ cd "$(dirname "$0")/.."
 #  - sqlite3: the sqlite CLI, handy for inspecting the embedded datastore file.
 #  - etcd-server, etcd-client: the etcd driver's tests start a real etcd on loopback.
 #  - openssl: tests make throwaway TLS certificates.
+#  - iputils-ping: the probe agents' ICMP probes (real-traffic tests, the lab's matrix).
 #  - kubernetes-client: kubectl, a real client of calico-apiserver in its tests; only when no
 #    kubectl is on the machine already (some images ship one from another package, e.g. the
 #    Google Cloud SDK's, and Debian's kubernetes-client would conflict with it over /usr/bin/kubectl).
-APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl)
+APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl iputils-ping)
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 
 missing=()
