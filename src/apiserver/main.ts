@@ -4,14 +4,18 @@
  *
  *   calico-apiserver --datastore sqlite:…|etcd://…|memory: --listen ADDR:PORT
  *                    [--tls-cert FILE --tls-key FILE] [--token-file FILE]
+ *                    [--ipam-gc-interval DURATION]
  *
  * Prints one line `calico-apiserver listening on <url>` once it accepts connections; SIGTERM or
  * SIGINT stop it gracefully (watch streams end, in-flight requests finish, then exit 0).
+ * It also runs the IPAM controller (garbage collection and crash repair, `ipam-gc.ts`).
  */
 import { readFileSync } from "node:fs";
 import { Command, Option, InvalidArgumentError } from "commander";
+import { parseDuration } from "../api/duration.js";
 import { openDatastore, datastoreUrlForms } from "../datastore/open.js";
 import { TokenAuthenticator } from "./auth.js";
+import { IPAMController } from "./ipam-gc.js";
 import { ApiServer } from "./server.js";
 
 function parseListen(value: string): { host: string; port: number } {
@@ -33,6 +37,7 @@ interface Opts {
   tlsKey?: string;
   tokenFile?: string;
   heartbeatMs: number;
+  ipamGcInterval?: number;
 }
 
 const program = new Command()
@@ -62,6 +67,16 @@ const program = new Command()
       return n;
     },
     10_000,
+  )
+  .option(
+    "--ipam-gc-interval <duration>",
+    "IPAM garbage collection and crash repair every DURATION (e.g. 5m); 0 disables; default half the leak grace period (KubeControllersConfiguration, 15m)",
+    (v) => {
+      const ms = parseDuration(v);
+      if (ms === undefined || ms < 0)
+        throw new InvalidArgumentError('expected a duration such as "5m" or "0"');
+      return ms;
+    },
   )
   .showHelpAfterError();
 
@@ -103,6 +118,14 @@ async function main(): Promise<number> {
     log: (line) => err(line),
   });
   await server.start();
+  let ipamGC: IPAMController | undefined;
+  if (o.ipamGcInterval !== 0) {
+    ipamGC = new IPAMController(store, {
+      ...(o.ipamGcInterval !== undefined ? { intervalMs: o.ipamGcInterval } : {}),
+      log: (line) => err(line),
+    });
+    await ipamGC.start();
+  }
   process.stdout.write(`calico-apiserver listening on ${server.url} (datastore ${store.url})\n`);
 
   return new Promise<number>((resolve) => {
@@ -111,8 +134,8 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       err(`${sig}: shutting down`);
-      void server
-        .stop()
+      void (ipamGC?.stop() ?? Promise.resolve())
+        .then(() => server.stop())
         .then(() => store.close())
         .then(
           () => resolve(0),
