@@ -167,6 +167,32 @@ describe("IPAM leak GC", () => {
     assert.ok((await ipam.getAllocation(addrs[1]!)) !== undefined);
   });
 
+  test("a confirmed leak is re-validated just before release (a workload appeared meanwhile)", async () => {
+    const { ipam } = await setup("198.19.0.0/24", 28);
+    const addrs = await podIP(ipam, "racy");
+    const ds = ipam.datastore as MemoryDatastore;
+    const { gc, at } = collector(ipam);
+    await gc.runOnce();
+    // The pod's endpoint is written right after the pass has read the endpoints, so the
+    // first classification still sees a leak; the re-validation must not.
+    let armed = true;
+    const list = ds.list.bind(ds);
+    ds.list = async (prefix) => {
+      const res = await list(prefix);
+      if (armed && prefix.includes("/workloadendpoints/")) {
+        armed = false;
+        await putWEP(ipam, "racy", addrs);
+      }
+      return res;
+    };
+    at(GRACE);
+    const r = await gc.runOnce();
+    assert.equal(armed, false);
+    assert.deepEqual(r.leaksReleased, []);
+    assert.deepEqual(r.leaksKept, addrs);
+    assert.ok((await ipam.getAllocation(addrs[0]!)) !== undefined);
+  });
+
   test("an address re-allocated since it was first seen starts a new grace period", async () => {
     const { ipam } = await setup("198.19.0.0/24", 28);
     const [a] = await podIP(ipam, "first");
