@@ -51,6 +51,7 @@ export class OneHostFabric {
   readonly nets = new NetnsSet(runPrefix("ctsf"));
   readonly dir = mkdtempSync(join(tmpdir(), "cts-fabric-"));
   readonly dbUrl = `sqlite:${join(this.dir, "calico.db")}`;
+  readonly statusFile = join(this.dir, "node-status.json");
   readonly workloads = new Map<string, Workload>();
   host = "";
   ext = "";
