@@ -1,0 +1,163 @@
+/**
+ * `NftCli`: the `Nft` interface over the `nft` binary. Apply pipes the rendered script to
+ * `nft -f -` (one atomic transaction); list reads `nft -j -n list table inet calico` and
+ * normalises nft's JSON to the canonical element text of model.ts, so it compares equal to
+ * `FakeNft.list()` for the same state.
+ */
+import { run } from "../netns.js";
+import { CalicoError } from "../../errors.js";
+import { NftApplyError } from "./fake-nft.js";
+import { renderTransaction, type RenderOptions } from "./render.js";
+import { canonicalElement } from "./elements.js";
+import {
+  TABLE_FAMILY,
+  TABLE_NAME,
+  type BaseChainSpec,
+  type ChainType,
+  type Hook,
+  type MapSpec,
+  type MapVerdict,
+  type Nft,
+  type SetKeyType,
+  type SetSpec,
+  type TableListing,
+  type Transaction,
+} from "./model.js";
+
+export const NFT_LIST_FAILED = "NFT_LIST_FAILED";
+
+export interface NftCliOptions {
+  /** Network namespace (name or path); undefined: the caller's. */
+  netns?: string;
+}
+
+type Json = unknown;
+const str = (x: Json): string =>
+  typeof x === "string" || typeof x === "number" ? String(x) : JSON.stringify(x);
+const obj = (x: Json): Record<string, Json> =>
+  typeof x === "object" && x !== null && !Array.isArray(x) ? (x as Record<string, Json>) : {};
+
+/** nft's JSON element → canonical text (see elements.ts). */
+export function elementFromJson(x: Json): string {
+  if (typeof x === "string" || typeof x === "number") return String(x);
+  const o = obj(x);
+  if ("elem" in o) return elementFromJson(obj(o.elem).val); // {"elem": {"val": ..., "comment": ...}}
+  if ("prefix" in o) {
+    const p = obj(o.prefix);
+    return `${str(p.addr)}/${str(p.len)}`;
+  }
+  if ("range" in o && Array.isArray(o.range))
+    return `${elementFromJson(o.range[0])}-${elementFromJson(o.range[1])}`;
+  if ("concat" in o && Array.isArray(o.concat)) return o.concat.map(elementFromJson).join(" . ");
+  throw new CalicoError(NFT_LIST_FAILED, `Cannot read nft set element ${JSON.stringify(x)}`);
+}
+
+function verdictFromJson(x: Json): MapVerdict {
+  const o = obj(x);
+  if ("accept" in o) return { type: "accept" };
+  if ("drop" in o) return { type: "drop" };
+  if ("jump" in o) return { type: "jump", chain: str(obj(o.jump).target) };
+  if ("goto" in o) return { type: "goto", chain: str(obj(o.goto).target) };
+  throw new CalicoError(NFT_LIST_FAILED, `Cannot read nft map verdict ${JSON.stringify(x)}`);
+}
+
+function keyTypeFromJson(t: Json): string {
+  return Array.isArray(t) ? t.map(str).join(" . ") : str(t);
+}
+
+/** Parse `nft -j -n list table inet calico` output into a listing. */
+export function parseListing(json: string): TableListing {
+  const doc = obj(JSON.parse(json) as Json);
+  const items = Array.isArray(doc.nftables) ? doc.nftables : [];
+  const listing: TableListing = { chains: new Map(), sets: new Map(), maps: new Map() };
+  const rules: Record<string, Json>[] = [];
+  for (const item of items) {
+    const o = obj(item);
+    if ("chain" in o) {
+      const c = obj(o.chain);
+      const base: BaseChainSpec | undefined =
+        c.hook === undefined
+          ? undefined
+          : {
+              type: str(c.type) as ChainType,
+              hook: str(c.hook) as Hook,
+              priority: Number(c.prio),
+              policy: c.policy === "drop" ? "drop" : "accept",
+            };
+      listing.chains.set(str(c.name), { ...(base === undefined ? {} : { base }), rules: [] });
+    } else if ("set" in o) {
+      const s = obj(o.set);
+      const keyType = keyTypeFromJson(s.type) as SetKeyType;
+      const interval = Array.isArray(s.flags) && s.flags.includes("interval");
+      const spec: SetSpec = {
+        name: str(s.name),
+        keyType,
+        interval,
+        ...(s.comment === undefined ? {} : { comment: str(s.comment) }),
+      };
+      const elements = new Set<string>();
+      for (const e of Array.isArray(s.elem) ? s.elem : []) {
+        const text = elementFromJson(e);
+        elements.add(keyType === "ifname" ? text : canonicalElement(keyType, text, interval));
+      }
+      listing.sets.set(spec.name, { spec, elements });
+    } else if ("map" in o) {
+      const m = obj(o.map);
+      const spec: MapSpec = {
+        name: str(m.name),
+        keyType: "ifname",
+        ...(m.comment === undefined ? {} : { comment: str(m.comment) }),
+      };
+      const elements = new Map<string, MapVerdict>();
+      for (const e of Array.isArray(m.elem) ? m.elem : []) {
+        if (Array.isArray(e)) elements.set(elementFromJson(e[0]), verdictFromJson(e[1]));
+      }
+      listing.maps.set(spec.name, { spec, elements });
+    } else if ("rule" in o) {
+      rules.push(obj(o.rule));
+    }
+  }
+  for (const r of rules) {
+    const chain = listing.chains.get(str(r.chain));
+    chain?.rules.push({
+      handle: Number(r.handle),
+      ...(r.comment === undefined ? {} : { comment: str(r.comment) }),
+    });
+  }
+  return listing;
+}
+
+export class NftCli implements Nft {
+  private readonly netns: string | undefined;
+
+  constructor(opts: NftCliOptions = {}) {
+    this.netns = opts.netns;
+  }
+
+  async apply(tx: Transaction, opts: RenderOptions = {}): Promise<void> {
+    const script = renderTransaction(tx, opts);
+    if (script === "") return;
+    const r = await run("nft", ["-f", "-"], { netns: this.netns, input: script });
+    if (r.code !== 0) {
+      const msg = r.stderr.trim() || r.stdout.trim();
+      const m = /^[^:\n]*:(\d+):/m.exec(msg);
+      const line = m === null ? undefined : Number(m[1]);
+      const where = this.netns === undefined ? "" : ` in netns ${this.netns}`;
+      throw new NftApplyError(`nft -f failed${where} (exit ${r.code}): ${msg}`, script, line);
+    }
+  }
+
+  async list(): Promise<TableListing | undefined> {
+    const r = await run("nft", ["-j", "-n", "list", "table", TABLE_FAMILY, TABLE_NAME], {
+      netns: this.netns,
+    });
+    if (r.code !== 0) {
+      if (/No such file or directory/.test(r.stderr)) return undefined;
+      throw new CalicoError(
+        NFT_LIST_FAILED,
+        `Cannot list table ${TABLE_FAMILY} ${TABLE_NAME}: ${r.stderr.trim()}`,
+      );
+    }
+    return parseListing(r.stdout);
+  }
+}
