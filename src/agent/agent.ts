@@ -1,0 +1,262 @@
+/**
+ * The node agent's loop (reference/calico.md §1.4, docs/agent.md): syncer batches go into the
+ * calculation; once the syncer is in sync, a short debounce coalesces bursts (coalescing is
+ * the back-pressure: updates that arrive while an apply runs wait and merge), then one flush
+ * goes to one `Dataplane.apply` — serialized, never overlapping.
+ *
+ * - Nothing is applied before the first InSync; that first apply is full (it reconciles what a
+ *   previous run left).
+ * - A periodic full apply (the refresh interval) repairs drift.
+ * - A failed apply is retried, as a full apply, after a growing back-off; after
+ *   `maxConsecutiveFailures` in a row the agent gives up and `onFatal` is called (main exits
+ *   non-zero) rather than run with a dataplane it cannot program. Kernel state is left as it
+ *   is: the last programmed policy stays enforced.
+ */
+import type { Calculator, KVUpdate } from "../calc/types.js";
+import type { Dataplane, DataplaneConfig } from "../dataplane/types.js";
+import { CalicoError } from "../errors.js";
+import { nullLogger, type Logger } from "./log.js";
+import type { AgentMetrics } from "./metrics.js";
+import { SyncStatus } from "./syncer.js";
+
+export interface AgentOptions {
+  calc: Calculator;
+  dataplane: Dataplane;
+  log?: Logger;
+  metrics?: AgentMetrics;
+  /** Wait this long after an update before applying, so a burst becomes one apply (default 5 ms). */
+  debounceMs?: number;
+  /** Full apply every this often once in sync; 0 disables (default 90 s). */
+  resyncIntervalMs?: number;
+  /** Consecutive failed applies before giving up (default 5). */
+  maxConsecutiveFailures?: number;
+  /** Retry back-off after a failed apply: doubles from initialMs up to maxMs. */
+  retryBackoff?: { initialMs: number; maxMs: number };
+  /** An apply running longer than this makes the agent not live (default 5 min). */
+  applyTimeoutMs?: number;
+  /** Called once when the agent gives up; the agent has already stopped applying. */
+  onFatal?: (err: Error) => void;
+}
+
+export interface AgentHealth {
+  live: boolean;
+  ready: boolean;
+  inSync: boolean;
+  lastApplyOk: boolean | undefined;
+  consecutiveFailures: number;
+  applies: number;
+}
+
+export class Agent {
+  private readonly calc: Calculator;
+  private readonly dataplane: Dataplane;
+  private readonly log: Logger;
+  private readonly metrics: AgentMetrics | undefined;
+  private readonly debounceMs: number;
+  private resyncIntervalMs: number;
+  private readonly maxFailures: number;
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly applyTimeoutMs: number;
+  private readonly onFatal: (err: Error) => void;
+
+  private status: SyncStatus = SyncStatus.WAIT_FOR_DATASTORE;
+  private everInSync = false;
+  /** Updates that arrived during an apply; fed to the calc when it ends. Last value per key. */
+  private readonly pending = new Map<string, unknown>();
+  /** The calc holds updates not yet flushed. */
+  private dirty = false;
+  private needFull = true;
+  private applying: Promise<void> | undefined;
+  private applyStarted = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private fatal: Error | undefined;
+  private failures = 0;
+  private lastApplyOk: boolean | undefined;
+  private idleWaiters: (() => void)[] = [];
+  /** Applies done (successful or not), for tests and logs. */
+  applies = 0;
+
+  constructor(opts: AgentOptions) {
+    this.calc = opts.calc;
+    this.dataplane = opts.dataplane;
+    this.log = (opts.log ?? nullLogger()).child({ component: "agent" });
+    this.metrics = opts.metrics;
+    this.debounceMs = opts.debounceMs ?? 5;
+    this.resyncIntervalMs = opts.resyncIntervalMs ?? 90_000;
+    this.maxFailures = opts.maxConsecutiveFailures ?? 5;
+    this.backoff = opts.retryBackoff ?? { initialMs: 100, maxMs: 10_000 };
+    this.applyTimeoutMs = opts.applyTimeoutMs ?? 300_000;
+    this.onFatal = opts.onFatal ?? (() => {});
+  }
+
+  /** Syncer callback: a batch of datastore updates. */
+  onUpdates(updates: readonly KVUpdate[]): void {
+    if (this.stopped) return;
+    if (this.applying !== undefined) {
+      // The dataplane is reading the calc's state right now: hold the updates (one per key).
+      for (const u of updates) this.pending.set(u.key, u.value);
+      return;
+    }
+    this.calc.onUpdates(updates);
+    this.dirty = true;
+    this.schedule(this.debounceMs);
+  }
+
+  /** Syncer callback: a sync status change. */
+  onStatus(status: SyncStatus): void {
+    if (this.stopped) return;
+    this.status = status;
+    this.metrics?.setStatus(status);
+    if (status === SyncStatus.IN_SYNC && !this.everInSync) {
+      this.everInSync = true;
+      this.log.info("In sync with the datastore; programming the dataplane");
+      this.needFull = true;
+      this.metrics?.resyncs.inc();
+      this.restartResyncTimer();
+      this.schedule(0);
+    }
+  }
+
+  /** New dataplane configuration: handed over now, takes effect in a full apply. */
+  setDataplaneConfig(config: DataplaneConfig): void {
+    this.dataplane.setConfig(config);
+    this.needFull = true;
+    this.schedule(this.debounceMs);
+  }
+
+  setResyncInterval(ms: number): void {
+    this.resyncIntervalMs = ms;
+    if (this.everInSync) this.restartResyncTimer();
+  }
+
+  /** Request a full apply soon (drift repair, tests). */
+  requestResync(): void {
+    this.needFull = true;
+    this.metrics?.resyncs.inc();
+    this.schedule(0);
+  }
+
+  health(): AgentHealth {
+    const hung = this.applying !== undefined && Date.now() - this.applyStarted > this.applyTimeoutMs;
+    const inSync = this.status === SyncStatus.IN_SYNC;
+    return {
+      live: !this.stopped && this.fatal === undefined && !hung,
+      ready: !this.stopped && inSync && this.lastApplyOk === true,
+      inSync,
+      lastApplyOk: this.lastApplyOk,
+      consecutiveFailures: this.failures,
+      applies: this.applies,
+    };
+  }
+
+  /** Resolves once no apply runs and none is due (tests). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.applying === undefined && this.timer === undefined;
+  }
+
+  private notifyIdle(): void {
+    if (!this.isIdle()) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Stop the loop; waits for an apply in flight. Kernel state is left as it is. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    clearInterval(this.resyncTimer);
+    await this.applying;
+    this.notifyIdle();
+  }
+
+  private restartResyncTimer(): void {
+    clearInterval(this.resyncTimer);
+    this.resyncTimer = undefined;
+    if (this.resyncIntervalMs <= 0 || this.stopped) return;
+    this.resyncTimer = setInterval(() => {
+      this.log.debug("Periodic resync");
+      this.requestResync();
+    }, this.resyncIntervalMs);
+  }
+
+  /** Arrange an apply after `delayMs` unless one is already due (an earlier timer wins). */
+  private schedule(delayMs: number): void {
+    if (this.stopped || !this.everInSync || this.fatal !== undefined) return;
+    if (this.timer !== undefined || this.applying !== undefined) return; // runs when the apply ends
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.dirty || this.needFull) void this.runApply();
+      else this.notifyIdle();
+    }, delayMs);
+  }
+
+  private async runApply(): Promise<void> {
+    const full = this.needFull;
+    const changes = this.calc.flush();
+    this.dirty = false;
+    this.applyStarted = Date.now();
+    let retryIn: number | undefined;
+    const done = (async () => {
+      try {
+        const res = await this.dataplane.apply(this.calc.state, changes, { full });
+        this.failures = 0;
+        this.lastApplyOk = true;
+        if (full) this.needFull = false;
+        this.metrics?.setState(this.calc.state);
+        this.log.debug("Applied", { ...res });
+      } catch (err) {
+        this.failures++;
+        this.lastApplyOk = false;
+        this.needFull = true;
+        this.dataplane.invalidate();
+        this.metrics?.applyErrors.inc();
+        if (this.failures >= this.maxFailures) {
+          this.giveUp(err);
+        } else {
+          retryIn = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** (this.failures - 1));
+          this.log.warn("Dataplane apply failed; retrying as a full apply", {
+            error: err,
+            consecutiveFailures: this.failures,
+            retryInMs: retryIn,
+          });
+        }
+      } finally {
+        this.applies++;
+        this.metrics?.applyDuration.observe({ full: String(full) }, (Date.now() - this.applyStarted) / 1000);
+      }
+    })();
+    this.applying = done;
+    await done;
+    this.applying = undefined;
+    if (this.pending.size > 0) {
+      const updates = [...this.pending].map(([key, value]) => ({ key, value }));
+      this.pending.clear();
+      this.calc.onUpdates(updates);
+      this.dirty = true;
+    }
+    if (retryIn !== undefined) this.schedule(retryIn);
+    else if (this.dirty || this.needFull) this.schedule(this.debounceMs);
+    this.notifyIdle();
+  }
+
+  private giveUp(err: unknown): void {
+    const e = new CalicoError(
+      "AGENT_DATAPLANE_FAILED",
+      `Giving up after ${this.failures} consecutive failed dataplane applies: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+    this.fatal = e;
+    this.log.error("Dataplane keeps failing; exiting rather than run open", { error: e });
+    clearInterval(this.resyncTimer);
+    this.onFatal(e);
+  }
+}
