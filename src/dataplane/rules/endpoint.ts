@@ -4,7 +4,7 @@
  * tier "clear pass mark; jump each policy while pass mark is clear; return if accept mark set;
  * end-of-tier drop", then profiles and a final drop (normal chains only).
  */
-import type { CIDR, IPFamily } from "../../api/net.js";
+import type { CIDR } from "../../api/net.js";
 import type {
   DesiredState,
   EndpointTier,
