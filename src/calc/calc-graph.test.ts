@@ -411,6 +411,23 @@ describe("CalcGraph: IP sets", () => {
   });
 });
 
+describe("CalcGraph: member deltas", () => {
+  it("a member added and removed between flushes is not reported", () => {
+    const g = graph(
+      wep("ns1", "w1", { ips: ["198.19.0.1"] }),
+      gnp("p", {
+        selector: "all()",
+        types: ["Ingress"],
+        ingress: [{ action: "Allow", source: { selector: "app == 'a'" } }],
+      }),
+    );
+    g.flush();
+    g.onUpdates([wep("ns1", "w2", { node: "host-b", ips: ["198.19.0.2"], labels: { app: "a" } })]);
+    g.onUpdates([del("workloadendpoints", "w2", "ns1")]);
+    assert.equal(g.flush().ipSetMembers.size, 0);
+  });
+});
+
 describe("CalcGraph: staged policies", () => {
   for (const plural of [
     "stagedglobalnetworkpolicies",
