@@ -81,20 +81,19 @@ export function routeBatch(
   for (const [dst, r] of want) {
     const c = cur.get(dst);
     if (c !== undefined && sameRoute(c, r)) continue;
-    const fam = dst.includes(":") ? "-6 " : "";
+    // `ip -batch` lines take no `-6`: the family follows from the prefix.
     lines.push(
       r.type === "blackhole"
-        ? `${fam}route replace blackhole ${dst} proto ${proto}`
-        : `${fam}route replace ${dst} dev ${r.dev!} proto ${proto} scope link`,
+        ? `route replace blackhole ${dst} proto ${proto}`
+        : `route replace ${dst} dev ${r.dev!} proto ${proto} scope link`,
     );
   }
   for (const [dst, c] of cur) {
     if (want.has(dst)) continue;
-    const fam = dst.includes(":") ? "-6 " : "";
     lines.push(
       c.type === "blackhole"
-        ? `${fam}route del blackhole ${dst} proto ${proto}`
-        : `${fam}route del ${dst} dev ${c.dev ?? ""} proto ${proto}`.replace(" dev  ", " "),
+        ? `route del blackhole ${dst} proto ${proto}`
+        : `route del ${dst} dev ${c.dev ?? ""} proto ${proto}`.replace(" dev  ", " "),
     );
   }
   return lines;
