@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+/**
+ * `calico-node`: the node agent (Felix's role). Flags override the environment, as in
+ * calico-node: NODENAME, IP, IP6, IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD,
+ * CALICO_DATASTORE; FELIX_* for FelixConfiguration parameters. SIGTERM/SIGINT stop the loops
+ * and close the datastore, leaving kernel state in place: a restarted agent reconciles it.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { Command, InvalidArgumentError } from "commander";
+import { CalcGraph } from "../calc/calc-graph.js";
+import { openDatastore, describeDatastoreSetting } from "../datastore/open.js";
+import { LinuxDataplane } from "../dataplane/linux-dataplane.js";
+import { NftCli } from "../dataplane/nft/nft-cli.js";
+import { createLogger, parseLogLevel } from "./log.js";
+import { CalicoNodeRun, type RunEnd } from "./node.js";
+
+const port = (v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError(`"${v}" is not a port number 0-65535`);
+  return n;
+};
+
+/** NODENAME, else /var/lib/calico/nodename (as calico-node), else the host name. */
+function defaultNodename(env: NodeJS.ProcessEnv): string {
+  if (env.NODENAME !== undefined && env.NODENAME !== "") return env.NODENAME;
+  try {
+    const n = readFileSync("/var/lib/calico/nodename", "utf8").trim();
+    if (n !== "") return n;
+  } catch {
+    // no file: fall through
+  }
+  return hostname().split(".")[0]!.toLowerCase();
+}
+
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const program = new Command("calico-node")
+    .description("calico-ts node agent: watch the datastore, compute policy and routes, program the kernel")
+    .option("--datastore <url>", "datastore URL (default: $CALICO_DATASTORE)")
+    .option("--nodename <name>", "this node's name (default: $NODENAME, /var/lib/calico/nodename, host name)")
+    .option("--netns <ns>", "run against this network namespace (name or path; tests and the lab)")
+    .option(
+      "--ip <setting>",
+      "IPv4 address: autodetect, none or an address[/prefix] (default: $IP or autodetect)",
+    )
+    .option(
+      "--ip6 <setting>",
+      "IPv6 address: autodetect, none or an address[/prefix] (default: $IP6 or none)",
+    )
+    .option(
+      "--ip-autodetection-method <m>",
+      "first-found | interface=RE | skip-interface=RE | can-reach=ADDR | cidr=CIDR",
+    )
+    .option("--ip6-autodetection-method <m>", "as --ip-autodetection-method, for IPv6")
+    .option(
+      "--health-port <n>",
+      "serve /liveness and /readiness on this port (overrides FelixConfiguration)",
+      port,
+    )
+    .option(
+      "--metrics-port <n>",
+      "serve Prometheus /metrics on this port (overrides FelixConfiguration)",
+      port,
+    )
+    .option("--max-apply-failures <n>", "consecutive failed applies before exiting", (v) => Number(v), 5)
+    .addHelpText("after", `\n${describeDatastoreSetting(env)}`)
+    .parse(argv);
+  const o = program.opts<{
+    datastore?: string;
+    nodename?: string;
+    netns?: string;
+    ip?: string;
+    ip6?: string;
+    ipAutodetectionMethod?: string;
+    ip6AutodetectionMethod?: string;
+    healthPort?: number;
+    metricsPort?: number;
+    maxApplyFailures: number;
+  }>();
+
+  const log = createLogger({ level: parseLogLevel(env.FELIX_LOGSEVERITYSCREEN ?? "") ?? "info" });
+  const nodename = o.nodename ?? defaultNodename(env);
+  const datastore = await openDatastore(o.datastore, { env });
+  let current: CalicoNodeRun | undefined;
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    log.info("Signal received: stopping (kernel state is left in place)", { signal: sig });
+    stopping = true;
+    void current?.halt("stopped");
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+
+  let end: RunEnd = "stopped";
+  try {
+    do {
+      current = new CalicoNodeRun(
+        {
+          nodename,
+          netns: o.netns,
+          ip: o.ip ?? env.IP ?? "autodetect",
+          ip6: o.ip6 ?? env.IP6,
+          ipMethod: o.ipAutodetectionMethod ?? env.IP_AUTODETECTION_METHOD,
+          ip6Method: o.ip6AutodetectionMethod ?? env.IP6_AUTODETECTION_METHOD,
+          healthPort: o.healthPort,
+          metricsPort: o.metricsPort,
+          maxApplyFailures: o.maxApplyFailures,
+          env,
+          log,
+        },
+        {
+          datastore,
+          createCalc: ({ hostname: h, logPrefix, log: l }) =>
+            new CalcGraph({ hostname: h, logPrefix, onProblem: (m) => l.warn(m, { component: "calc" }) }),
+          createDataplane: ({ netns, config, resyncIntervalMs }) =>
+            new LinuxDataplane({
+              nft: new NftCli(netns !== undefined ? { netns } : {}),
+              ...(netns !== undefined ? { netns } : {}),
+              config,
+              resyncIntervalMs,
+            }),
+        },
+      );
+      const run = current;
+      if (stopping) break;
+      await run.start();
+      if (stopping) await run.halt("stopped");
+      end = await run.stopped;
+    } while (end === "restart" && !stopping);
+  } finally {
+    await datastore.close();
+  }
+  if (end instanceof Error) {
+    log.error("calico-node exiting", { error: end });
+    return 1;
+  }
+  return 0;
+}
+
+main(process.argv, process.env).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`calico-node: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,318 @@
+/**
+ * One run of calico-node, wired from its parts (docs/agent.md "Start-up order"):
+ * datastore → FelixConfiguration → Node registration (autodetected addresses) → sysctls →
+ * health/metrics servers → calc + dataplane + loop → syncer. The concrete calculation and
+ * dataplane are injected (main.ts passes CalcGraph and LinuxDataplane; tests pass fakes).
+ *
+ * `stopped` resolves with why the run ended: "stopped" (SIGTERM), "restart" (a config change
+ * Calico restarts Felix for — main starts a fresh run, which reconciles the kernel state this
+ * one leaves without flushing it), or an Error (the loop gave up: exit non-zero).
+ */
+import type { Calculator } from "../calc/types.js";
+import type { Dataplane, DataplaneConfig } from "../dataplane/types.js";
+import { ResourceStore } from "../datastore/resources.js";
+import { isUnavailable, type Datastore } from "../datastore/types.js";
+import { Agent } from "./agent.js";
+import { ipCommands, resolveNodeAddress, type AutodetectIO } from "./autodetect.js";
+import {
+  FELIX_CONFIG_PREFIX,
+  FelixConfigTracker,
+  type AgentConfig,
+  type ConfigDiff,
+} from "./felix-config.js";
+import { healthHandler, listen, metricsHandler, type HttpEndpoint } from "./http.js";
+import type { Logger } from "./log.js";
+import { AgentMetrics } from "./metrics.js";
+import {
+  registerNode,
+  requiredSysctls,
+  setSysctls,
+  storedNodeAddresses,
+  sysctlWriter,
+  type SysctlWriter,
+} from "./startup.js";
+import { Syncer } from "./syncer.js";
+
+export interface NodeOptions {
+  nodename: string;
+  netns?: string | undefined;
+  /** `IP` / `IP6`: autodetect (default for IPv4), none (default for IPv6), or an address. */
+  ip?: string | undefined;
+  ip6?: string | undefined;
+  ipMethod?: string | undefined;
+  ip6Method?: string | undefined;
+  /** Overrides (highest precedence): enable and bind health / metrics on this port. */
+  healthPort?: number | undefined;
+  metricsPort?: number | undefined;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  /** Consecutive failed applies before exiting (default 5). */
+  maxApplyFailures?: number;
+}
+
+export interface NodeDeps {
+  datastore: Datastore;
+  createCalc(opts: { hostname: string; logPrefix: string; log: Logger }): Calculator;
+  createDataplane(opts: {
+    netns: string | undefined;
+    config: DataplaneConfig;
+    resyncIntervalMs: number;
+  }): Dataplane;
+  autodetect?: AutodetectIO;
+  sysctl?: SysctlWriter;
+}
+
+export type RunEnd = "stopped" | "restart" | Error;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retry `f` while the datastore is unavailable (start-up waits for it, as calico-node does). */
+async function whileUnavailable<T>(
+  what: string,
+  log: Logger,
+  f: () => Promise<T>,
+  isStopped: () => boolean,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await f();
+    } catch (err) {
+      if (!isUnavailable(err) || isStopped()) throw err;
+      const delay = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+      log.warn(`Datastore unavailable during ${what}; retrying`, { error: err, retryInMs: delay });
+      await sleep(delay);
+    }
+  }
+}
+
+export class CalicoNodeRun {
+  private agent: Agent | undefined;
+  private syncer: Syncer | undefined;
+  private health: HttpEndpoint | undefined;
+  private metricsServer: HttpEndpoint | undefined;
+  readonly metrics = new AgentMetrics({ defaultMetrics: true });
+  private tracker: FelixConfigTracker | undefined;
+  private halted = false;
+  private end!: (why: RunEnd) => void;
+  readonly stopped: Promise<RunEnd> = new Promise((r) => (this.end = r));
+
+  constructor(
+    private readonly opts: NodeOptions,
+    private readonly deps: NodeDeps,
+  ) {}
+
+  get healthPort(): number | undefined {
+    return this.health?.port;
+  }
+  get metricsPort(): number | undefined {
+    return this.metricsServer?.port;
+  }
+  get loop(): Agent | undefined {
+    return this.agent;
+  }
+
+  private effective(c: AgentConfig): AgentConfig {
+    return {
+      ...c,
+      ...(this.opts.healthPort !== undefined
+        ? { healthEnabled: true, healthPort: this.opts.healthPort }
+        : {}),
+      ...(this.opts.metricsPort !== undefined
+        ? { prometheusMetricsEnabled: true, prometheusMetricsPort: this.opts.metricsPort }
+        : {}),
+    };
+  }
+
+  async start(): Promise<void> {
+    const { opts, deps } = this;
+    const log = opts.log;
+    const stopped = () => this.halted;
+    const store = new ResourceStore(deps.datastore);
+
+    // 1. FelixConfiguration, read directly so the servers and log level are right from the start.
+    const spec = async (name: string) => {
+      const kv = await deps.datastore.get(`${FELIX_CONFIG_PREFIX}${name}`);
+      if (kv === undefined) return undefined;
+      try {
+        return (JSON.parse(kv.value) as { spec?: Record<string, unknown> }).spec ?? {};
+      } catch {
+        return undefined;
+      }
+    };
+    const initial = await whileUnavailable(
+      "reading FelixConfiguration",
+      log,
+      async () => ({
+        defaultSpec: await spec("default"),
+        nodeSpec: await spec(`node.${opts.nodename}`),
+      }),
+      stopped,
+    );
+    this.tracker = new FelixConfigTracker({
+      nodename: opts.nodename,
+      env: opts.env,
+      log,
+      initial,
+      onChange: (c, diff, prev) => void this.onConfigChange(this.effective(c), diff, this.effective(prev)),
+    });
+    const config = this.effective(this.tracker.config);
+    log.setLevel(config.logSeverityScreen);
+    log.info("Effective configuration", { config, sources: this.tracker.sources });
+
+    // 2. The Node resource, with autodetected addresses (falling back to what is stored).
+    const io = deps.autodetect ?? ipCommands(opts.netns);
+    const v4 = await resolveNodeAddress(opts.ip, opts.ipMethod, 4, io);
+    const v6 =
+      opts.ip6 === undefined || opts.ip6 === ""
+        ? undefined
+        : await resolveNodeAddress(opts.ip6, opts.ip6Method, 6, io);
+    const stored = await whileUnavailable(
+      "reading the Node",
+      log,
+      () => storedNodeAddresses(store, opts.nodename),
+      stopped,
+    );
+    const ipv4 = v4?.cidr ?? stored.ipv4;
+    const ipv6 = v6?.cidr ?? stored.ipv6;
+    if (ipv4 === undefined && ipv6 === undefined && (opts.ip ?? "").toLowerCase() !== "none") {
+      log.warn("No node address found (autodetection found nothing and none is stored); BGP will not run", {
+        ipMethod: opts.ipMethod ?? "first-found",
+      });
+    }
+    log.info("Node addresses", {
+      ipv4,
+      ipv6,
+      ipv4Interface: v4?.interfaceName,
+      ipv6Interface: v6?.interfaceName,
+    });
+    await whileUnavailable(
+      "registering the Node",
+      log,
+      () => registerNode(store, opts.nodename, { ipv4, ipv6 }, log),
+      stopped,
+    );
+
+    // 3. Host sysctls: the only kernel state touched before the first InSync.
+    await setSysctls(requiredSysctls(config.dataplane.ipv6), deps.sysctl ?? sysctlWriter(opts.netns), log);
+
+    // 4. Health and metrics.
+    await this.bindServers(config, { health: true, metrics: true });
+
+    // 5. Calculation, dataplane, loop, syncer.
+    const calc = deps.createCalc({ hostname: opts.nodename, logPrefix: config.dataplane.logPrefix, log });
+    const dataplane = deps.createDataplane({
+      netns: opts.netns,
+      config: config.dataplane,
+      resyncIntervalMs: config.tablesRefreshIntervalMs,
+    });
+    this.agent = new Agent({
+      calc,
+      dataplane,
+      log,
+      metrics: this.metrics,
+      resyncIntervalMs: resyncInterval(config),
+      ...(opts.maxApplyFailures !== undefined ? { maxConsecutiveFailures: opts.maxApplyFailures } : {}),
+      onFatal: (err) => void this.halt(err),
+    });
+    const agent = this.agent;
+    this.syncer = new Syncer(
+      deps.datastore,
+      {
+        onUpdates: (updates) => {
+          this.tracker?.onUpdates(updates);
+          agent.onUpdates(updates);
+        },
+        onStatus: (s) => agent.onStatus(s),
+      },
+      { log },
+    );
+    this.syncer.start();
+    log.info("calico-node started", { node: opts.nodename, netns: opts.netns });
+  }
+
+  private async bindServers(
+    config: AgentConfig,
+    which: { health: boolean; metrics: boolean },
+  ): Promise<void> {
+    const agent = () => this.agent;
+    if (which.health) {
+      await this.health?.close();
+      this.health = undefined;
+      if (config.healthEnabled) {
+        this.health = await listen(
+          config.healthHost,
+          config.healthPort,
+          healthHandler(
+            () =>
+              agent()?.health() ?? {
+                live: true,
+                ready: false,
+                inSync: false,
+                lastApplyOk: undefined,
+                consecutiveFailures: 0,
+                applies: 0,
+              },
+          ),
+        );
+        this.opts.log.info("Health endpoints listening", { host: config.healthHost, port: this.health.port });
+      }
+    }
+    if (which.metrics) {
+      await this.metricsServer?.close();
+      this.metricsServer = undefined;
+      if (config.prometheusMetricsEnabled) {
+        this.metricsServer = await listen(
+          config.prometheusMetricsHost,
+          config.prometheusMetricsPort,
+          metricsHandler(this.metrics.registry),
+        );
+        this.opts.log.info("Prometheus metrics listening", { port: this.metricsServer.port });
+      }
+    }
+  }
+
+  private async onConfigChange(config: AgentConfig, diff: ConfigDiff, prev: AgentConfig): Promise<void> {
+    const log = this.opts.log;
+    log.info("Configuration changed", {
+      changed: Object.keys(diff).filter((k) => diff[k as keyof ConfigDiff]),
+    });
+    if (diff.log) log.setLevel(config.logSeverityScreen);
+    // The calculation takes logPrefix at construction: Felix restarts for such changes; so do we
+    // (in process: a fresh run re-lists and reconciles without flushing the kernel).
+    if (config.dataplane.logPrefix !== prev.dataplane.logPrefix) {
+      log.info("logPrefix changed: restarting", {
+        from: prev.dataplane.logPrefix,
+        to: config.dataplane.logPrefix,
+      });
+      await this.halt("restart");
+      return;
+    }
+    if (diff.dataplane) this.agent?.setDataplaneConfig(config.dataplane);
+    if (diff.timers) this.agent?.setResyncInterval(resyncInterval(config));
+    if (diff.health || diff.metrics) {
+      try {
+        await this.bindServers(config, { health: diff.health, metrics: diff.metrics });
+      } catch (err) {
+        log.error("Cannot bind health/metrics with the new configuration", { error: err });
+      }
+    }
+  }
+
+  /** Stop everything this run started; kernel state stays as it is. The datastore stays open (the caller's). */
+  async halt(why: RunEnd = "stopped"): Promise<void> {
+    if (this.halted) return;
+    this.halted = true;
+    this.syncer?.stop();
+    await this.agent?.stop();
+    await this.health?.close();
+    await this.metricsServer?.close();
+    this.opts.log.info("calico-node run ended", { why: why instanceof Error ? why.message : why });
+    this.end(why);
+  }
+}
+
+/** The loop's periodic full apply: the shorter of the route and table refresh intervals (0 = off). */
+export function resyncInterval(c: AgentConfig): number {
+  const xs = [c.routeRefreshIntervalMs, c.tablesRefreshIntervalMs].filter((x) => x > 0);
+  return xs.length === 0 ? 0 : Math.min(...xs);
+}
