@@ -212,7 +212,8 @@ export class Agent {
         this.lastApplyOk = true;
         if (full) this.needFull = false;
         this.metrics?.setState(this.calc.state);
-        this.log.debug("Applied", { ...res });
+        if (full) this.log.info("Applied (full)", { ...res });
+        else this.log.debug("Applied", { ...res });
       } catch (err) {
         this.failures++;
         this.lastApplyOk = false;
