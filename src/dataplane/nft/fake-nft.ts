@@ -282,7 +282,7 @@ export class FakeNft implements Nft {
       }
       case "flush-set": {
         const s = t.sets.get(op.set);
-        if (s === undefined) throw kernel(ENOENT);
+        if (s === undefined) throw userspace(ENOENT); // nft looks the set up in its cache
         s.elements.clear();
         return t;
       }
@@ -346,7 +346,7 @@ export class FakeNft implements Nft {
       }
       case "flush-map": {
         const m = t.maps.get(op.map);
-        if (m === undefined) throw kernel(ENOENT);
+        if (m === undefined) throw userspace(ENOENT);
         m.elements.clear();
         return t;
       }
