@@ -265,12 +265,10 @@ const arbOp: fc.Arbitrary<TxOp> = fc.oneof(
   fc
     .tuple(fc.constantFrom(...CHAINS, "cali-fw"), fc.integer({ min: 1, max: 25 }))
     .map(([chain, handle]): TxOp => ({ op: "delete-rule", chain, handle })),
-  fc
-    .constantFrom(...SET_NAMES)
-    .map((name): TxOp => ({
-      op: "add-set",
-      set: { name, keyType: SETS[name].keyType, interval: SETS[name].interval },
-    })),
+  fc.constantFrom(...SET_NAMES).map((name): TxOp => ({
+    op: "add-set",
+    set: { name, keyType: SETS[name].keyType, interval: SETS[name].interval },
+  })),
   fc.constantFrom(...SET_NAMES).map((set): TxOp => ({ op: "flush-set", set })),
   fc.constantFrom(...SET_NAMES).map((set): TxOp => ({ op: "delete-set", set })),
   fc
@@ -283,13 +281,11 @@ const arbOp: fc.Arbitrary<TxOp> = fc.oneof(
     ),
   fc.constant<TxOp>({ op: "add-map", map: { name: "cali-wl", keyType: "ifname" } }),
   fc.constant<TxOp>({ op: "delete-map", map: "cali-wl" }),
-  fc
-    .tuple(fc.constantFrom("cali1", "cali2"), fc.constantFrom(...CHAINS))
-    .map(([k, chain]): TxOp => ({
-      op: "add-map-elements",
-      map: "cali-wl",
-      elements: [[k, { type: "jump", chain }]],
-    })),
+  fc.tuple(fc.constantFrom("cali1", "cali2"), fc.constantFrom(...CHAINS)).map(([k, chain]): TxOp => ({
+    op: "add-map-elements",
+    map: "cali-wl",
+    elements: [[k, { type: "jump", chain }]],
+  })),
   fc
     .constantFrom("cali1", "cali2")
     .map((k): TxOp => ({ op: "delete-map-elements", map: "cali-wl", keys: [k] })),
@@ -317,6 +313,127 @@ describe("FakeNft and the kernel agree", { skip }, () => {
       const got = await step(cli, fake, s.tx, `step ${i}`);
       assert.equal(got, s.expect, `step ${i}`);
     }
+  });
+
+  it("nft accepts every construct the renderer emits", async () => {
+    const cli = new NftCli({ netns: ns });
+    const fake = new FakeNft();
+    const rules: Rule[] = [
+      {
+        matches: [
+          { type: "ifname", dir: "iif", op: "==", names: ["cali*"] },
+          { type: "nfproto", family: 4 },
+        ],
+        statements: [],
+        verdict: { type: "accept" },
+      },
+      {
+        matches: [{ type: "ifname", dir: "oif", op: "!=", names: ["cali*", "eth0"] }],
+        statements: [{ type: "counter" }],
+        verdict: { type: "reject" },
+      },
+      {
+        matches: [
+          { type: "l4proto", op: "==", protocols: [6, 17] },
+          {
+            type: "port",
+            dir: "dport",
+            op: "==",
+            ranges: [
+              { first: 80, last: 80 },
+              { first: 8000, last: 8080 },
+            ],
+          },
+          { type: "port", dir: "sport", op: "!=", ranges: [{ first: 1, last: 1023 }] },
+        ],
+        statements: [],
+        verdict: { type: "continue" },
+      },
+      {
+        matches: [
+          {
+            type: "addr",
+            family: 4,
+            dir: "saddr",
+            op: "==",
+            cidrs: [cidr("198.19.0.0/26"), cidr("198.19.0.5/32"), cidr("198.19.7.7/32")],
+          },
+        ],
+        statements: [],
+        verdict: { type: "return" },
+      },
+      {
+        matches: [{ type: "addr", family: 6, dir: "daddr", op: "!=", cidrs: [cidr("fd00:19::/64")] }],
+        statements: [],
+        verdict: { type: "drop" },
+      },
+      {
+        matches: [{ type: "addr-set", family: 4, dir: "daddr", op: "!=", set: "cali40s-k" }],
+        statements: [],
+        verdict: { type: "goto", chain: "cali-k2" },
+      },
+      {
+        matches: [{ type: "addr-port-set", family: 4, dir: "daddr", op: "==", set: "cali40n-k" }],
+        statements: [],
+        verdict: { type: "jump", chain: "cali-k2" },
+      },
+      {
+        matches: [{ type: "icmp", family: 4, op: "==", icmpType: 8, code: 0 }],
+        statements: [],
+        verdict: { type: "accept" },
+      },
+      {
+        matches: [{ type: "icmp", family: 6, op: "!=", icmpType: 128, code: 0 }],
+        statements: [],
+        verdict: { type: "accept" },
+      },
+      {
+        matches: [{ type: "icmp", family: 6, op: "==", icmpType: 135 }],
+        statements: [],
+        verdict: { type: "accept" },
+      },
+      {
+        matches: [
+          { type: "ct-state", op: "!=", states: ["established", "related"] },
+          { type: "mark", op: "!=", mask: 0x10000, value: 0 },
+        ],
+        statements: [],
+        verdict: { type: "drop" },
+      },
+      {
+        matches: [{ type: "fib-daddr-local", op: "==" }],
+        statements: [
+          { type: "log", prefix: "cali-x: ", level: "info" },
+          { type: "set-mark", clear: 0x30000, set: 0x10000 },
+        ],
+        comment: "x".repeat(128),
+      },
+      { matches: [], statements: [{ type: "notrack" }], verdict: { type: "masquerade", fully_random: true } },
+      { matches: [], statements: [], verdict: { type: "vmap", key: "iifname", map: "cali-k" } },
+    ];
+    const tx: Transaction = {
+      ops: [
+        { op: "ensure-table" },
+        { op: "delete-table" },
+        { op: "ensure-table" },
+        { op: "add-chain", chain: "cali-k1" },
+        { op: "add-chain", chain: "cali-k2" },
+        { op: "add-set", set: { name: "cali40s-k", keyType: "ipv4_addr", interval: true } },
+        {
+          op: "add-set",
+          set: { name: "cali40n-k", keyType: "ipv4_addr . inet_proto . inet_service", interval: false },
+        },
+        { op: "add-set", set: { name: "cali-ports", keyType: "inet_service", interval: false } },
+        { op: "add-elements", set: "cali-ports", elements: ["80", "443"] },
+        { op: "add-map", map: { name: "cali-k", keyType: "ifname" } },
+        ...rules.map((rule): TxOp => ({ op: "add-rule", chain: "cali-k1", rule })),
+      ],
+    };
+    assert.equal(await step(cli, fake, tx, "all constructs"), "ok");
+    assert.equal(
+      await step(cli, fake, { ops: [{ op: "ensure-table" }, { op: "delete-table" }] }, "cleanup"),
+      "ok",
+    );
   });
 
   it("on random transaction sequences (property)", async () => {
