@@ -425,7 +425,40 @@ describe("FakeNft and the kernel agree", { skip }, () => {
         },
         { op: "add-set", set: { name: "cali-ports", keyType: "inet_service", interval: false } },
         { op: "add-elements", set: "cali-ports", elements: ["80", "443"] },
-        { op: "add-map", map: { name: "cali-k", keyType: "ifname" } },
+        { op: "add-map", map: { name: "cali-k", keyType: "ifname", comment: "dispatch" } },
+        {
+          op: "add-chain",
+          chain: "cali-RAW",
+          base: { type: "filter", hook: "prerouting", priority: -300, policy: "accept" },
+        },
+        {
+          op: "add-rule",
+          chain: "cali-RAW",
+          rule: {
+            matches: [{ type: "mark", op: "==", mask: 0x1, value: 0x1 }],
+            statements: [{ type: "notrack" }],
+          },
+        },
+        {
+          op: "add-chain",
+          chain: "cali-POST",
+          base: { type: "nat", hook: "postrouting", priority: 100, policy: "accept" },
+        },
+        {
+          op: "add-rule",
+          chain: "cali-POST",
+          rule: {
+            matches: [{ type: "addr", family: 4, dir: "saddr", op: "==", cidrs: [cidr("198.19.0.0/16")] }],
+            statements: [],
+            verdict: { type: "masquerade" },
+            comment: "nat-outgoing",
+          },
+        },
+        {
+          op: "add-chain",
+          chain: "cali-OUT",
+          base: { type: "filter", hook: "output", priority: 0, policy: "drop" },
+        },
         ...rules.map((rule): TxOp => ({ op: "add-rule", chain: "cali-k1", rule })),
       ],
     };
