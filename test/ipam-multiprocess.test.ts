@@ -51,7 +51,7 @@ async function seed(ds: Datastore): Promise<void> {
     apiVersion: API_VERSION,
     kind: "IPPool",
     metadata: { name: "p6" },
-    spec: { cidr: "fd00:19:9::/122", blockSize: 125 },
+    spec: { cidr: "fd00:19:0:9::/122", blockSize: 125 },
   });
   await r.create({
     apiVersion: API_VERSION,

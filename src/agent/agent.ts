@@ -36,6 +36,10 @@ export interface AgentOptions {
   applyTimeoutMs?: number;
   /** Called once when the agent gives up; the agent has already stopped applying. */
   onFatal?: (err: Error) => void;
+  /** The datastore revision delivered so far (the syncer's); recorded with each apply. */
+  deliveredRevision?: () => number;
+  /** Called after every apply, successful or not, with the health it leaves. */
+  onApplied?: (health: AgentHealth) => void;
 }
 
 export interface AgentHealth {
@@ -45,6 +49,8 @@ export interface AgentHealth {
   lastApplyOk: boolean | undefined;
   consecutiveFailures: number;
   applies: number;
+  /** The delivered datastore revision the last successful apply covered (0 before one). */
+  appliedRevision: number;
 }
 
 export class Agent {
@@ -58,6 +64,9 @@ export class Agent {
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly applyTimeoutMs: number;
   private readonly onFatal: (err: Error) => void;
+  private readonly deliveredRevision: () => number;
+  private readonly onApplied: (health: AgentHealth) => void;
+  private appliedRevision = 0;
 
   private status: SyncStatus = SyncStatus.WAIT_FOR_DATASTORE;
   private everInSync = false;
@@ -89,6 +98,8 @@ export class Agent {
     this.backoff = opts.retryBackoff ?? { initialMs: 100, maxMs: 10_000 };
     this.applyTimeoutMs = opts.applyTimeoutMs ?? 300_000;
     this.onFatal = opts.onFatal ?? (() => {});
+    this.deliveredRevision = opts.deliveredRevision ?? (() => 0);
+    this.onApplied = opts.onApplied ?? (() => {});
   }
 
   /** Syncer callback: a batch of datastore updates. */
@@ -148,6 +159,7 @@ export class Agent {
       lastApplyOk: this.lastApplyOk,
       consecutiveFailures: this.failures,
       applies: this.applies,
+      appliedRevision: this.appliedRevision,
     };
   }
 
@@ -201,6 +213,9 @@ export class Agent {
 
   private async runApply(): Promise<void> {
     const full = this.needFull;
+    // Everything delivered so far has been fed to the calc (updates held during an apply are
+    // fed before the next one starts), so this apply covers at least this revision.
+    const revision = this.deliveredRevision();
     const changes = this.calc.flush();
     this.dirty = false;
     this.applyStarted = Date.now();
@@ -210,6 +225,7 @@ export class Agent {
         const res = await this.dataplane.apply(this.calc.state, changes, { full });
         this.failures = 0;
         this.lastApplyOk = true;
+        this.appliedRevision = Math.max(this.appliedRevision, revision);
         if (full) this.needFull = false;
         this.metrics?.setState(this.calc.state);
         if (full) this.log.info("Applied (full)", { ...res });
@@ -244,6 +260,7 @@ export class Agent {
       this.calc.onUpdates(updates);
       this.dirty = true;
     }
+    this.onApplied(this.health());
     if (retryIn !== undefined) this.schedule(retryIn);
     else if (this.dirty || this.needFull) this.schedule(this.debounceMs);
     this.notifyIdle();

@@ -12,11 +12,13 @@
 import { parseDuration } from "../api/duration.js";
 import { parseCIDR } from "../api/net.js";
 import { RESOURCE_PREFIX } from "../datastore/keys.js";
+import { DEFAULT_ROUTE_PROTOCOL } from "../dataplane/routes.js";
 import type { DataplaneConfig, FailsafePort } from "../dataplane/types.js";
 import { parseLogLevel, type LogLevel, type Logger } from "./log.js";
 
-/** The route protocol number on routes we write, unless `deviceRouteProtocol` says otherwise. */
-export const DEFAULT_ROUTE_PROTOCOL = 80;
+/** The route protocol number on routes we write, unless `deviceRouteProtocol` says otherwise
+ * (the dataplane's own number, not Felix's 80, so the two never mistake each other's routes). */
+export { DEFAULT_ROUTE_PROTOCOL };
 
 const fp = (protocol: "tcp" | "udp", port: number): FailsafePort => ({ protocol, port });
 /** reference/calico.md §2.12. */

@@ -62,6 +62,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       "serve Prometheus /metrics on this port (overrides FelixConfiguration)",
       port,
     )
+    .option("--status-file <path>", "write health and the applied datastore revision here after every apply")
     .option("--max-apply-failures <n>", "consecutive failed applies before exiting", (v) => Number(v), 5)
     .addHelpText("after", `\n${describeDatastoreSetting(env)}`)
     .parse(argv);
@@ -76,6 +77,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     healthPort?: number;
     metricsPort?: number;
     maxApplyFailures: number;
+    statusFile?: string;
   }>();
 
   const log = createLogger({ level: parseLogLevel(env.FELIX_LOGSEVERITYSCREEN ?? "") ?? "info" });
@@ -105,6 +107,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
           healthPort: o.healthPort,
           metricsPort: o.metricsPort,
           maxApplyFailures: o.maxApplyFailures,
+          statusFile: o.statusFile,
           env,
           log,
         },

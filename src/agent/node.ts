@@ -8,11 +8,12 @@
  * Calico restarts Felix for — main starts a fresh run, which reconciles the kernel state this
  * one leaves without flushing it), or an Error (the loop gave up: exit non-zero).
  */
+import { renameSync, writeFileSync } from "node:fs";
 import type { Calculator } from "../calc/types.js";
 import type { Dataplane, DataplaneConfig } from "../dataplane/types.js";
 import { ResourceStore } from "../datastore/resources.js";
 import { isUnavailable, type Datastore } from "../datastore/types.js";
-import { Agent } from "./agent.js";
+import { Agent, type AgentHealth } from "./agent.js";
 import { ipCommands, resolveNodeAddress, type AutodetectIO } from "./autodetect.js";
 import {
   FELIX_CONFIG_PREFIX,
@@ -48,6 +49,8 @@ export interface NodeOptions {
   log: Logger;
   /** Consecutive failed applies before exiting (default 5). */
   maxApplyFailures?: number;
+  /** Write the agent's health as JSON here after every apply (the lab and tests read it). */
+  statusFile?: string | undefined;
 }
 
 export interface NodeDeps {
@@ -82,6 +85,17 @@ async function whileUnavailable<T>(
       log.warn(`Datastore unavailable during ${what}; retrying`, { error: err, retryInMs: delay });
       await sleep(delay);
     }
+  }
+}
+
+/** Replace the status file atomically (write a temporary file, then rename). */
+function writeStatusFile(path: string, nodename: string, health: AgentHealth, log: Logger): void {
+  try {
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify({ node: nodename, time: new Date().toISOString(), ...health })}\n`);
+    renameSync(tmp, path);
+  } catch (err) {
+    log.warn("Cannot write the status file", { path, error: err });
   }
 }
 
@@ -213,6 +227,10 @@ export class CalicoNodeRun {
       resyncIntervalMs: resyncInterval(config),
       ...(opts.maxApplyFailures !== undefined ? { maxConsecutiveFailures: opts.maxApplyFailures } : {}),
       onFatal: (err) => void this.halt(err),
+      deliveredRevision: () => this.syncer?.deliveredRevision ?? 0,
+      onApplied: (health) => {
+        if (opts.statusFile !== undefined) writeStatusFile(opts.statusFile, opts.nodename, health, log);
+      },
     });
     const agent = this.agent;
     this.syncer = new Syncer(
@@ -249,6 +267,7 @@ export class CalicoNodeRun {
                 ready: false,
                 inSync: false,
                 lastApplyOk: undefined,
+                appliedRevision: 0,
                 consecutiveFailures: 0,
                 applies: 0,
               },

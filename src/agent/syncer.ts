@@ -98,6 +98,17 @@ export class Syncer {
     return this.status ?? SyncStatus.WAIT_FOR_DATASTORE;
   }
 
+  /**
+   * The highest datastore revision delivered so far (over all prefixes). Within a prefix,
+   * events arrive in order, so every write to a prefix up to this revision has been delivered
+   * once a write to that prefix at this revision has.
+   */
+  get deliveredRevision(): number {
+    let r = 0;
+    for (const p of this.prefixes) r = Math.max(r, p.revision);
+    return r;
+  }
+
   /** Number of keys currently known present (for metrics and tests). */
   get size(): number {
     let n = 0;

@@ -41,7 +41,7 @@ const entityArb = fc.record(
     notSelector: selectorArb,
     namespaceSelector: oneOf("all()", "global()", "env == 'prod'"),
     ports: fc.subarray<string | number>([80, "http", "dns", "1000:2000"], { minLength: 1 }),
-    nets: oneOf(["198.19.9.0/24"], ["fd00:19:9::/64"]),
+    nets: oneOf(["198.19.9.0/24"], ["fd00:19:0:9::/64"]),
     serviceAccounts: oneOf({ names: ["sa1"] }, { selector: "role == 'x'" }),
   },
   { requiredKeys: [] },
@@ -151,7 +151,7 @@ const updateArb: fc.Arbitrary<KVUpdate> = fc.oneof(
       ns: fc.option(oneOf("ns1", "ns2"), { nil: undefined }),
       name: oneOf("s1", "s2"),
       labels: labelsArb,
-      nets: fc.subarray(["198.19.50.0/24", "198.19.0.1/32", "fd00:19:5::/64"]),
+      nets: fc.subarray(["198.19.50.0/24", "198.19.0.1/32", "fd00:19:0:5::/64"]),
     })
     .map((s) =>
       s.ns === undefined

@@ -19,14 +19,14 @@ import { checkIPAM } from "./check.js";
 import { IPAMRepairer, repairIPAM, repairIsEmpty, type RepairResult } from "./repair.js";
 
 const BLOCK = parseCIDR("198.19.4.0/28")!;
-const BLOCK6 = parseCIDR("fd00:19:4::/124")!;
+const BLOCK6 = parseCIDR("fd00:19:0:4::/124")!;
 
 async function setup(): Promise<{ ds: MemoryDatastore; ipam: IPAM }> {
   const ds = new MemoryDatastore();
   const ipam = new IPAM(ds);
   for (const [name, cidr, blockSize] of [
     ["p4", "198.19.4.0/28", 28],
-    ["p6", "fd00:19:4::/124", 124],
+    ["p6", "fd00:19:0:4::/124", 124],
   ] as const) {
     await ipam.resources.create({
       apiVersion: API_VERSION,

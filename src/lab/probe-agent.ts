@@ -98,12 +98,18 @@ function probeIcmp(req: ProbeRequest, timeoutMs: number): Promise<Omit<ProbeResp
 export async function runProbe(req: ProbeRequest): Promise<ProbeResponse> {
   const t0 = performance.now();
   const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const r =
-    req.proto === "tcp"
-      ? await probeTcp(req, timeoutMs)
-      : req.proto === "udp"
-        ? await probeUdp(req, timeoutMs)
-        : await probeIcmp(req, timeoutMs);
+  let r: Omit<ProbeResponse, "id" | "ms">;
+  try {
+    r =
+      req.proto === "tcp"
+        ? await probeTcp(req, timeoutMs)
+        : req.proto === "udp"
+          ? await probeUdp(req, timeoutMs)
+          : await probeIcmp(req, timeoutMs);
+  } catch (e) {
+    // e.g. ENETUNREACH thrown synchronously by a socket call: the probe failed, the agent lives.
+    r = { ok: false, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
+  }
   return { id: req.id, ...r, ms: Math.round((performance.now() - t0) * 10) / 10 };
 }
 
@@ -170,6 +176,8 @@ export function probeAgentMain(argv: string[]): void {
       }
     });
   });
+  // A socket error nobody listened for must not end the agent: every probe after it would fail.
+  process.on("uncaughtException", (e) => process.stderr.write(`probe-agent: ${e.message}\n`));
   control.listen(socketPath, () => process.stdout.write("ready\n"));
   const stop = () => {
     control.close();

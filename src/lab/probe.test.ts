@@ -31,8 +31,8 @@ describe("probe agents in two namespaces joined by a veth", { skip }, () => {
       nsB,
     ]);
     for (const [ns, v4, v6] of [
-      [nsA, "198.19.250.1/30", "fd00:19:fa::1/64"],
-      [nsB, "198.19.250.2/30", "fd00:19:fa::2/64"],
+      [nsA, "198.19.250.1/30", "fd00:19:0:fa::1/64"],
+      [nsB, "198.19.250.2/30", "fd00:19:0:fa::2/64"],
     ] as const) {
       await runOk("ip", ["-n", ns, "addr", "add", v4, "dev", "eth0"]);
       await runOk("ip", ["-n", ns, "addr", "add", v6, "dev", "eth0", "nodad"]);
@@ -42,7 +42,7 @@ describe("probe agents in two namespaces joined by a veth", { skip }, () => {
     b = await ProbeAgent.start({ netns: nsB, name: "b", tcpPorts: [80, 81], udpPorts: [80] });
     // A fresh veth takes a moment before IPv6 passes (link-local addresses, carrier).
     for (let i = 0; i < 30; i++) {
-      if ((await a.probe({ proto: "udp", addr: "fd00:19:fa::2", port: 80, timeoutMs: 100 })).ok) break;
+      if ((await a.probe({ proto: "udp", addr: "fd00:19:0:fa::2", port: 80, timeoutMs: 100 })).ok) break;
     }
   });
   after(async () => {
@@ -52,7 +52,7 @@ describe("probe agents in two namespaces joined by a veth", { skip }, () => {
   });
 
   test("TCP, UDP and ICMP reach the other side, which names itself", async () => {
-    for (const addr of ["198.19.250.2", "fd00:19:fa::2"]) {
+    for (const addr of ["198.19.250.2", "fd00:19:0:fa::2"]) {
       assert.deepEqual((await a.probe({ proto: "tcp", addr, port: 81 })).peer, "b", `tcp ${addr}`);
       assert.equal((await a.probe({ proto: "udp", addr, port: 80 })).peer, "b", `udp ${addr}`);
       assert.equal((await a.probe({ proto: "icmp", addr })).ok, true, `icmp ${addr}`);

@@ -93,11 +93,23 @@ export class ProbeAgent {
     }
   }
 
-  /** Send one probe from this agent's namespace. */
+  /** Send one probe from this agent's namespace. Never hangs: if the agent does not answer
+   * within the probe's timeout plus 5 s, the probe fails with error "no-answer". */
   probe(req: Omit<ProbeRequest, "id">): Promise<ProbeResponse> {
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.pending.set(id, resolve);
+      const t0 = performance.now();
+      const timer = setTimeout(
+        () => {
+          this.pending.delete(id);
+          resolve({ id, ok: false, error: "no-answer", ms: performance.now() - t0 });
+        },
+        (req.timeoutMs ?? 1000) + 5000,
+      );
+      this.pending.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
       this.sock.write(`${JSON.stringify({ ...req, id })}\n`);
     });
   }

@@ -51,6 +51,6 @@ export async function wireWorkload(w: WorkloadWiring): Promise<void> {
     batch.push(`route add ${WORKLOAD_GATEWAY_V4} dev ${eth} scope link`);
     batch.push(`route add default via ${WORKLOAD_GATEWAY_V4} dev ${eth}`);
   }
-  if ((w.ipv6 ?? []).length > 0) batch.push(`-6 route add default via ${WORKLOAD_GATEWAY_V6} dev ${eth}`);
+  if ((w.ipv6 ?? []).length > 0) batch.push(`route add ::/0 via ${WORKLOAD_GATEWAY_V6} dev ${eth}`);
   if (batch.length > 0) await runOk("ip", ["-n", wl, "-batch", "-"], { input: `${batch.join("\n")}\n` });
 }

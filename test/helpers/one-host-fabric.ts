@@ -167,6 +167,8 @@ export class OneHostFabric {
       HOST_NAME,
       "--netns",
       this.host,
+      "--status-file",
+      this.statusFile,
       ...extraArgs,
     ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -188,7 +188,7 @@ const SETS = {
   "cali60s-x": {
     keyType: "ipv6_addr",
     interval: true,
-    pool: ["fd00:19::/64", "fd00:19::5", "fd00:19:1::/48"],
+    pool: ["fd00:19::/64", "fd00:19::5", "fd00:19::/48"],
   },
   "cali40n-x": {
     keyType: "ipv4_addr . inet_proto . inet_service",
