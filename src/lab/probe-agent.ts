@@ -9,6 +9,10 @@
  *   `{"id":1,"proto":"tcp","addr":"198.19.1.2","port":80,"timeoutMs":500}` →
  *   `{"id":1,"ok":true,"peer":"x-a","ms":1.2}` or `{"id":1,"ok":false,"error":"timeout"}`.
  *   ICMP probes run `ping` in this namespace.
+ * - Held connections (`proto: "hold"`): `op: "open"` connects and keeps the connection as
+ *   `hold` (an id the prober picks); `op: "check"` sends one line over it and waits for the
+ *   echo (so an established flow is proven to still pass data); `op: "close"` ends it. A
+ *   server connection whose first line is `hold` echoes every line instead of closing.
  *
  * Usage: node probe-agent-main.js --socket PATH --name NAME [--tcp 80,81] [--udp 80,81]
  */
@@ -19,7 +23,10 @@ import { createConnection, createServer, isIPv6, type Server, type Socket } from
 
 export interface ProbeRequest {
   id: number;
-  proto: "tcp" | "udp" | "icmp";
+  proto: "tcp" | "udp" | "icmp" | "hold";
+  /** Held connections only: what to do with connection `hold`. */
+  op?: "open" | "check" | "close";
+  hold?: number;
   addr: string;
   port?: number;
   timeoutMs?: number;
@@ -95,6 +102,84 @@ function probeIcmp(req: ProbeRequest, timeoutMs: number): Promise<Omit<ProbeResp
   });
 }
 
+/** Held TCP connections by the prober's id, with the reader waiting for the next echo line. */
+const held = new Map<
+  number,
+  { sock: Socket; buf: string; waiter?: ((line: string | Error) => void) | undefined }
+>();
+
+function holdOpen(req: ProbeRequest, timeoutMs: number): Promise<Omit<ProbeResponse, "id" | "ms">> {
+  const id = req.hold ?? 0;
+  return new Promise((resolve) => {
+    const sock = createConnection({ host: req.addr, port: req.port ?? 0 });
+    const h: { sock: Socket; buf: string; waiter?: ((line: string | Error) => void) | undefined } = {
+      sock,
+      buf: "",
+    };
+    let opened = false;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ ok: false, error: "timeout" });
+    }, timeoutMs);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write("hold\n"));
+    sock.on("data", (d: string) => {
+      h.buf += d;
+      let nl;
+      while ((nl = h.buf.indexOf("\n")) >= 0) {
+        const line = h.buf.slice(0, nl);
+        h.buf = h.buf.slice(nl + 1);
+        if (!opened) {
+          opened = true;
+          clearTimeout(timer);
+          held.set(id, h);
+          resolve({ ok: true, peer: line });
+        } else {
+          const w = h.waiter;
+          h.waiter = undefined;
+          w?.(line);
+        }
+      }
+    });
+    const fail = (e: Error) => {
+      if (!opened) {
+        clearTimeout(timer);
+        resolve({ ok: false, error: (e as NodeJS.ErrnoException).code ?? e.message });
+      }
+      const w = h.waiter;
+      h.waiter = undefined;
+      w?.(e);
+    };
+    sock.on("error", fail);
+    sock.on("end", () => fail(new Error("closed")));
+  });
+}
+
+function holdCheck(req: ProbeRequest, timeoutMs: number): Promise<Omit<ProbeResponse, "id" | "ms">> {
+  const h = held.get(req.hold ?? 0);
+  if (h === undefined || h.sock.destroyed) return Promise.resolve({ ok: false, error: "not-held" });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      h.waiter = undefined;
+      resolve({ ok: false, error: "timeout" });
+    }, timeoutMs);
+    h.waiter = (line) => {
+      clearTimeout(timer);
+      resolve(line instanceof Error ? { ok: false, error: line.message } : { ok: true, peer: line });
+    };
+    h.sock.write("ping\n");
+  });
+}
+
+function runHold(req: ProbeRequest, timeoutMs: number): Promise<Omit<ProbeResponse, "id" | "ms">> {
+  if (req.op === "open") return holdOpen(req, timeoutMs);
+  if (req.op === "check") return holdCheck(req, timeoutMs);
+  const h = held.get(req.hold ?? 0);
+  held.delete(req.hold ?? 0);
+  h?.sock.destroy();
+  return Promise.resolve({ ok: h !== undefined });
+}
+
 export async function runProbe(req: ProbeRequest): Promise<ProbeResponse> {
   const t0 = performance.now();
   const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -105,7 +190,9 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeResponse> {
         ? await probeTcp(req, timeoutMs)
         : req.proto === "udp"
           ? await probeUdp(req, timeoutMs)
-          : await probeIcmp(req, timeoutMs);
+          : req.proto === "hold"
+            ? await runHold(req, timeoutMs)
+            : await probeIcmp(req, timeoutMs);
   } catch (e) {
     // e.g. ENETUNREACH thrown synchronously by a socket call: the probe failed, the agent lives.
     r = { ok: false, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
@@ -137,7 +224,28 @@ export function probeAgentMain(argv: string[]): void {
   for (const port of parsePorts(opt("tcp"))) {
     const s = createServer((c) => {
       c.on("error", () => undefined);
-      c.once("data", () => c.end(`${name}\n`));
+      c.setEncoding("utf8");
+      let buf = "";
+      let holding = false;
+      const onData = (d: string) => {
+        buf += d;
+        if (!holding) {
+          // Anything but a first line "hold" is a one-shot probe: answer and close, as before.
+          if (buf.length < 5 && "hold\n".startsWith(buf)) return;
+          if (!buf.startsWith("hold\n")) {
+            c.off("data", onData);
+            c.end(`${name}\n`);
+            return;
+          }
+          holding = true;
+        }
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          buf = buf.slice(nl + 1);
+          c.write(`${name}\n`);
+        }
+      };
+      c.on("data", onData);
     });
     s.listen({ port, host: "::", ipv6Only: false });
     servers.push(s);

@@ -60,6 +60,15 @@ describe("probe agents in two namespaces joined by a veth", { skip }, () => {
     assert.equal((await b.probe({ proto: "tcp", addr: "198.19.250.1", port: 80 })).peer, "a");
   });
 
+  test("a held connection keeps passing data until it is closed", async () => {
+    const h = await a.holdOpen("198.19.250.2", 80);
+    assert.notEqual(h, undefined);
+    for (let i = 0; i < 3; i++) assert.equal((await a.holdCheck(h!)).peer, "b");
+    await a.holdClose(h!);
+    assert.deepEqual((await a.holdCheck(h!)).error, "not-held");
+    assert.equal(await a.holdOpen("198.19.250.2", 82), undefined, "a refused connection is not held");
+  });
+
   test("a closed port is refused; a dropped one times out", async () => {
     const refused = await a.probe({ proto: "tcp", addr: "198.19.250.2", port: 82 });
     assert.deepEqual([refused.ok, refused.error], [false, "refused"]);

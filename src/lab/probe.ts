@@ -114,6 +114,25 @@ export class ProbeAgent {
     });
   }
 
+  private nextHold = 1;
+
+  /** Open a TCP connection from this namespace and keep it; resolves with its handle, or
+   * undefined when it could not be opened. */
+  async holdOpen(addr: string, port: number, timeoutMs = 1000): Promise<number | undefined> {
+    const hold = this.nextHold++;
+    const r = await this.probe({ proto: "hold", op: "open", hold, addr, port, timeoutMs });
+    return r.ok ? hold : undefined;
+  }
+
+  /** Send one line over a held connection and wait for the echo: does the flow still pass data? */
+  holdCheck(hold: number, timeoutMs = 1000): Promise<ProbeResponse> {
+    return this.probe({ proto: "hold", op: "check", hold, addr: "", timeoutMs });
+  }
+
+  async holdClose(hold: number): Promise<void> {
+    await this.probe({ proto: "hold", op: "close", hold, addr: "" });
+  }
+
   async stop(): Promise<void> {
     this.sock.destroy();
     this.child.stdin?.end();

@@ -47,10 +47,15 @@ export interface Workload extends WorkloadSpec {
 export const PROBE_TCP_PORTS = [80, 81, 8080];
 export const PROBE_UDP_PORTS = [80, 81];
 
+export interface FabricOptions {
+  /** Datastore URL (default: a sqlite file in the fabric's directory), e.g. a test etcd. */
+  dbUrl?: string;
+}
+
 export class OneHostFabric {
   readonly nets = new NetnsSet(runPrefix("ctsf"));
   readonly dir = mkdtempSync(join(tmpdir(), "cts-fabric-"));
-  readonly dbUrl = `sqlite:${join(this.dir, "calico.db")}`;
+  readonly dbUrl: string;
   readonly statusFile = join(this.dir, "node-status.json");
   readonly workloads = new Map<string, Workload>();
   host = "";
@@ -61,6 +66,10 @@ export class OneHostFabric {
   agentLog = "";
   private ds?: Datastore;
   store?: ResourceStore;
+
+  constructor(opts: FabricOptions = {}) {
+    this.dbUrl = opts.dbUrl ?? `sqlite:${join(this.dir, "calico.db")}`;
+  }
 
   async start(): Promise<void> {
     this.host = await this.nets.add("host");
@@ -157,8 +166,15 @@ export class OneHostFabric {
     return w;
   }
 
-  /** Start calico-node for the host namespace. */
-  startAgent(extraArgs: string[] = []): void {
+  /** The datastore's current revision (what `waitForAgent` waits for). */
+  async revision(): Promise<number> {
+    return (await this.store!.datastore.list("/calico/resources/")).revision;
+  }
+
+  /** Start calico-node for the host namespace (`env` is added to this process's environment). */
+  startAgent(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): void {
+    // A status file left by a previous agent must not satisfy waitForAgent for this one.
+    rmSync(this.statusFile, { force: true });
     const args = [
       NODE_MAIN,
       "--datastore",
@@ -171,7 +187,10 @@ export class OneHostFabric {
       this.statusFile,
       ...extraArgs,
     ];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
     const keep = (d: string) => {
@@ -180,6 +199,14 @@ export class OneHostFabric {
     child.stdout.on("data", keep);
     child.stderr.on("data", keep);
     this.agent = child;
+  }
+
+  /** Resolves with the agent's exit code (or signal) once it has exited. */
+  agentExited(): Promise<number | NodeJS.Signals> {
+    const a = this.agent;
+    if (a === undefined) return Promise.reject(new Error("no agent started"));
+    if (a.exitCode !== null || a.signalCode !== null) return Promise.resolve(a.exitCode ?? a.signalCode!);
+    return new Promise((resolve) => a.once("exit", (code, sig) => resolve(code ?? sig!)));
   }
 
   async stopAgent(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
