@@ -37,8 +37,12 @@ export const conntrackRules = (): Rule[] => [
 const clearMarks = (): Rule =>
   r([], undefined, [{ type: "set-mark", clear: ACCEPT_MARK | PASS_MARK, set: 0 }]);
 
-/** Step 6 for one direction's tiers; the references the chain makes are checked by the caller. */
-function tierRules(tiers: EndpointTier[], dir: Dir, deny: Verdict): Rule[] {
+/**
+ * Step 6 for one direction's tiers; the references the chain makes are checked by the caller.
+ * `deny` undefined: no end-of-tier drop (untracked and preDNAT chains — normal policy in the
+ * filter table still has to see the packet; Felix `endpointIptablesChain`).
+ */
+function tierRules(tiers: EndpointTier[], dir: Dir, deny: Verdict | undefined): Rule[] {
   const out: Rule[] = [];
   for (const t of tiers) {
     const ids = dir === "in" ? t.ingress : t.egress;
@@ -49,7 +53,7 @@ function tierRules(tiers: EndpointTier[], dir: Dir, deny: Verdict): Rule[] {
       out.push(r([markSet(ACCEPT_MARK)], { type: "return" }));
     }
     // "End of tier <name>. Drop if no policies passed packet."
-    if (t.defaultAction === "deny") out.push(r([markClear(PASS_MARK)], deny));
+    if (t.defaultAction === "deny" && deny !== undefined) out.push(r([markClear(PASS_MARK)], deny));
   }
   return out;
 }
@@ -115,7 +119,8 @@ function policyChainFor(
   }
   rules.push(clearMarks());
   rules.push(...(spec.preamble ?? []));
-  rules.push(...tierRules(spec.tiers, spec.dir, deny));
+  const endOfTier = spec.type === "normal" || spec.type === "forward" ? deny : undefined;
+  rules.push(...tierRules(spec.tiers, spec.dir, endOfTier));
   if (profiles !== undefined) rules.push(...profileRules(profiles, spec.dir, deny));
   return chain(spec.name, rules);
 }
