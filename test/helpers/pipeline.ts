@@ -236,6 +236,11 @@ export class Pipeline {
     return p;
   }
 
+  /** Learn workload addresses from updates without applying them (peers that may be absent). */
+  learnWorkloads(updates: KVUpdate[]): void {
+    for (const u of updates) this.noteWorkload(u);
+  }
+
   private noteWorkload(u: KVUpdate): void {
     const m = /\/workloadendpoints\/[^/]+\/[^/]+$/.exec(u.key);
     if (m === null || u.value === null || typeof u.value !== "object") return;
