@@ -221,6 +221,7 @@ export function probeAgentMain(argv: string[]): void {
     process.exit(2);
   }
   const servers: Server[] = [];
+  const listening: Promise<void>[] = [];
   for (const port of parsePorts(opt("tcp"))) {
     const s = createServer((c) => {
       c.on("error", () => undefined);
@@ -247,7 +248,9 @@ export function probeAgentMain(argv: string[]): void {
       };
       c.on("data", onData);
     });
-    s.listen({ port, host: "::", ipv6Only: false });
+    listening.push(
+      new Promise((resolve) => s.listen({ port, host: "::", ipv6Only: false }, () => resolve())),
+    );
     servers.push(s);
   }
   for (const port of parsePorts(opt("udp"))) {
@@ -255,7 +258,7 @@ export function probeAgentMain(argv: string[]): void {
       const u = createSocket({ type, ipv6Only: type === "udp6" });
       u.on("message", (_m, rinfo) => u.send(`${name}\n`, rinfo.port, rinfo.address));
       u.on("error", (e) => process.stderr.write(`udp ${type} ${port}: ${e.message}\n`));
-      u.bind(port);
+      listening.push(new Promise((resolve) => u.bind(port, () => resolve())));
     }
   }
   try {
@@ -286,7 +289,9 @@ export function probeAgentMain(argv: string[]): void {
   });
   // A socket error nobody listened for must not end the agent: every probe after it would fail.
   process.on("uncaughtException", (e) => process.stderr.write(`probe-agent: ${e.message}\n`));
-  control.listen(socketPath, () => process.stdout.write("ready\n"));
+  // "ready" only once every listener is bound: a probe sent earlier would be refused.
+  listening.push(new Promise((resolve) => control.listen(socketPath, () => resolve())));
+  void Promise.all(listening).then(() => process.stdout.write("ready\n"));
   const stop = () => {
     control.close();
     for (const s of servers) s.close();
