@@ -557,6 +557,51 @@ describe("pipeline verdicts: rule fields", () => {
     );
   });
 
+  it("notNets of one family only: the rule does not match the other family", async () => {
+    const p = await Pipeline.of(BASE + allowB({ source: { notNets: ["198.19.0.1/32"] } }));
+    assert.deepEqual(
+      checkTable(
+        p,
+        [
+          ["a", "b", "tcp", 80, "drop"],
+          ["c", "b", "tcp", 80, "accept"],
+        ],
+        [4],
+      ),
+      [],
+    );
+    assert.deepEqual(
+      checkTable(
+        p,
+        [
+          ["a", "b", "tcp", 80, "drop"],
+          ["c", "b", "tcp", 80, "drop"],
+        ],
+        [6],
+      ),
+      [],
+    );
+    const e = await Pipeline.of(
+      BASE +
+        gnp("p", {
+          selector: "app == 'a'",
+          egress: [{ action: "Allow", destination: { notNets: ["fd00:19::/48"] } }],
+        }),
+    );
+    assert.deepEqual(checkTable(e, [["a", "ext", "tcp", 80, "drop"]], [4]), []);
+    assert.deepEqual(
+      checkTable(
+        e,
+        [
+          ["a", "ext", "tcp", 80, "accept"],
+          ["a", "b", "tcp", 80, "drop"],
+        ],
+        [6],
+      ),
+      [],
+    );
+  });
+
   it("notSelector (GNP: not namespaced)", async () => {
     await expectTable(
       workloadYaml("d", { ns: "web", host: 5, labels: { role: "db" } }) +

@@ -77,8 +77,13 @@ export function ruleMatches(
     return [];
   const src = family === undefined ? [] : inFamily(r.srcNets, f);
   const dst = family === undefined ? [] : inFamily(r.dstNets, f);
+  // Felix `filterNets`: a net list (negated or not) with no entry of this family means the
+  // rule is not rendered for it — equivalent to not matching. Dropping only the negation
+  // would make `notNets: [10.0.0.0/8]` match every IPv6 packet.
   if (r.srcNets.length > 0 && src.length === 0) return [];
   if (r.dstNets.length > 0 && dst.length === 0) return [];
+  if (family !== undefined && r.notSrcNets.length > 0 && inFamily(r.notSrcNets, f).length === 0) return [];
+  if (family !== undefined && r.notDstNets.length > 0 && inFamily(r.notDstNets, f).length === 0) return [];
 
   const set = (id: string): string => {
     if (!opts.ipSets.has(id)) throw new MissingIPSetError(id);
