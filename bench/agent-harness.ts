@@ -46,7 +46,10 @@ export class BenchAgent {
   tail = "";
 
   constructor(private readonly opts: BenchAgentOptions) {
+    // BENCH_AGENT_NODE_ARGS: extra node flags for the agent, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`.
+    const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
     const args = [
+      ...nodeArgs,
       NODE_MAIN,
       "--datastore",
       opts.datastoreUrl,

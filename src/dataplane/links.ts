@@ -53,6 +53,18 @@ export class SysctlLinkManager implements LinkApplier {
   }
 
   async apply(ifaces: ReadonlySet<string>, ipv6: boolean, full: boolean): Promise<number> {
+    // Fast path: every wanted interface is configured and none left. Listing links spawns
+    // `ip`, which costs tens of ms from a large agent process; an interface re-created under
+    // the same name without its endpoint changing is caught by the next full apply.
+    if (!full && ifaces.size === this.done.size) {
+      let all = true;
+      for (const i of ifaces)
+        if (!this.done.has(i)) {
+          all = false;
+          break;
+        }
+      if (all) return 0;
+    }
     if (full) this.done.clear();
     const present = await this.links();
     const writes: string[] = full ? globalSysctls(ipv6) : [];

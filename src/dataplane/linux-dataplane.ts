@@ -75,10 +75,11 @@ export class LinuxDataplane implements Dataplane {
       opts.full === true || this.needFull || (this.resyncMs > 0 && start - this.lastFull >= this.resyncMs);
     this.needFull = true; // until this apply succeeds
     const nft = await this.nftm.apply(state, changes, { full });
-    // Routes are cheap to read back (100k in 0.1 s), so every apply diffs them against the kernel.
+    // Routes are read back on a full apply only; otherwise diffed against the last apply.
     const routesChanged = await this.routes.apply(
       desiredKernelRoutes(state.routes.values(), this.config.ipv6),
       this.config.ipv6,
+      full || nft.full,
     );
     const ifaces = new Set<string>();
     for (const ep of state.endpoints.values()) if (ep.kind === "workload") ifaces.add(ep.interfaceName);

@@ -4,9 +4,11 @@
  * protocol so a restarted agent finds exactly its own routes with `ip route show proto N` and
  * never touches another's (Felix uses 80, BIRD `bird` = 12, the kernel 2, boot 3).
  *
- * Reconcile: read back v4 and v6 with `ip -j route show proto N`, diff, and write the delta
- * with ONE `ip -batch -` of `route replace` / `route del` (lab-recipes §7: 10k routes in 59 ms
- * batched, 1.75 ms per spawned `ip`).
+ * Reconcile: on a full apply read back v4 and v6 with `ip -j route show proto N`; otherwise
+ * diff against what the last successful apply wrote (our belief). Write the delta with ONE
+ * `ip -batch -` of `route replace` / `route del` (lab-recipes §7: 10k routes in 59 ms batched,
+ * 1.75 ms per spawned `ip`). A spawn from a large agent process costs tens of ms (fork), so
+ * the fast path spawns nothing when no route changed.
  */
 import type { IPFamily } from "../api/net.js";
 import { formatCIDR, parseCIDROrIP } from "../api/net.js";
@@ -100,8 +102,11 @@ export function routeBatch(
 }
 
 export interface RouteApplier {
-  /** Bring our routes to `want`; returns how many routes changed. */
-  apply(want: Map<string, KernelRoute>, ipv6: boolean): Promise<number>;
+  /**
+   * Bring our routes to `want`; returns how many routes changed. `full`: read the kernel back
+   * rather than trust the previous apply.
+   */
+  apply(want: Map<string, KernelRoute>, ipv6: boolean, full?: boolean): Promise<number>;
 }
 
 /**
@@ -110,6 +115,9 @@ export interface RouteApplier {
  * (the next apply retries, by then the CNI plugin has usually created the interface).
  */
 export class IpRouteManager implements RouteApplier {
+  /** What the last successful apply left in the kernel; undefined ⇒ read back. */
+  private belief: Map<string, KernelRoute> | undefined;
+
   constructor(
     private readonly proto: number,
     private readonly netns?: string,
@@ -127,10 +135,14 @@ export class IpRouteManager implements RouteApplier {
     return out;
   }
 
-  async apply(want: Map<string, KernelRoute>, ipv6: boolean): Promise<number> {
-    const cur = await this.read(ipv6);
+  async apply(want: Map<string, KernelRoute>, ipv6: boolean, full = true): Promise<number> {
+    const cur = full || this.belief === undefined ? await this.read(ipv6) : this.belief;
+    this.belief = undefined; // until this apply succeeds
     const lines = routeBatch(cur, want, this.proto);
-    if (lines.length === 0) return 0;
+    if (lines.length === 0) {
+      this.belief = new Map(want);
+      return 0;
+    }
     const r = await run("ip", ["-force", "-batch", "-"], {
       netns: this.netns,
       input: lines.join("\n") + "\n",
@@ -141,6 +153,7 @@ export class IpRouteManager implements RouteApplier {
         `ip -batch of ${lines.length} route changes${this.netns === undefined ? "" : ` in netns ${this.netns}`} failed: ${r.stderr.trim()}`,
       );
     }
+    this.belief = new Map(want);
     return lines.length;
   }
 }
