@@ -17,6 +17,8 @@ cd "$(dirname "$0")/.."
 #    kubectl is on the machine already (some images ship one from another package, e.g. the
 #    Google Cloud SDK's, and Debian's kubernetes-client would conflict with it over /usr/bin/kubectl).
 APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl iputils-ping)
+# iperf3: bench/policy-throughput.bench.ts measures workload-to-workload TCP throughput with it.
+APT_PACKAGES+=(iperf3)
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 
 missing=()
