@@ -24,6 +24,15 @@ const PICK = {
   etcd: null,
   apiserver: null,
   ipam: null,
+  agent: [
+    "cold start: in sync → first apply done",
+    "cold start: agent start → ready",
+    "policy rule change: write → applied p99",
+    "local endpoint label change: write → applied p99",
+    "no-op write (unselected label): write → applied p50",
+    "memory peak (VmHWM)",
+  ],
+  "policy-throughput": null,
 };
 const num = (v) =>
   Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en-US") : Number(v.toPrecision(3)).toString();
