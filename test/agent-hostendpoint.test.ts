@@ -226,29 +226,20 @@ spec: {defaultEndpointToHostAction: Accept}`,
     await assertReach(fabric, toHost(false), "back to Drop once the FelixConfiguration is gone");
   });
 
-  test(
-    "IPv6 with a HEP: neighbour discovery works with empty neighbour caches; host-80 enforced on v6",
-    {
-      skip:
-        "BUG (src/dataplane/rules/static.ts): ICMPv6 NDP (RS/NS/NA) is accepted only in wl-to-host; the " +
-        "host-endpoint INPUT/OUTPUT chains drop the host's NS/NA on a HEP'd interface, so once neighbour " +
-        "caches are empty all IPv6 via that interface fails — failsafe ports and forwarding included",
-    },
-    async () => {
-      for (const ns of [fabric.host, fabric.ext])
-        await runOk("ip", ["-n", ns, "-6", "neigh", "flush", "dev", "eth0"]);
-      await withResources(HOST_80, () =>
-        assertReach(
-          fabric,
-          [
-            ...row("ext", "host6", HOST_V6, { tcp22: true, tcp80: true, tcp81: false }),
-            ...row("ext", "x/a6", A6, { tcp80: true, tcp81: true }),
-            ...row("x.a", "ext6", EXT_V6, { tcp80: true }),
-            ...row("x.a", "host6", HOST_V6, { tcp80: false }),
-          ],
-          "IPv6 through the HEP'd eth0 after a neighbour flush",
-        ),
-      );
-    },
-  );
+  test("IPv6 with a HEP: neighbour discovery works with empty neighbour caches; host-80 enforced on v6", async () => {
+    for (const ns of [fabric.host, fabric.ext])
+      await runOk("ip", ["-n", ns, "-6", "neigh", "flush", "dev", "eth0"]);
+    await withResources(HOST_80, () =>
+      assertReach(
+        fabric,
+        [
+          ...row("ext", "host6", HOST_V6, { tcp22: true, tcp80: true, tcp81: false }),
+          ...row("ext", "x/a6", A6, { tcp80: true, tcp81: true }),
+          ...row("x.a", "ext6", EXT_V6, { tcp80: true }),
+          ...row("x.a", "host6", HOST_V6, { tcp80: false }),
+        ],
+        "IPv6 through the HEP'd eth0 after a neighbour flush",
+      ),
+    );
+  });
 });

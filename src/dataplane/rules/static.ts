@@ -122,6 +122,14 @@ export function staticChains(
   const anyUntracked = heps.some((h) => has("raw-fh")(h) || has("raw-th")(h));
   const anyPreDNAT = heps.some(has("mangle-fh"));
   const top = anyUntracked ? [untrackedAccept()] : [];
+  // The host's own IPv6 neighbour discovery on a host-endpoint interface is never policed:
+  // without it every IPv6 packet through that interface (failsafes included) fails once the
+  // neighbour caches empty (RFC 4861; Felix accepts ICMPv6 NDP for host endpoints too).
+  const ndp = cfg.ipv6
+    ? [133, 134, 135, 136].map((t) =>
+        r([{ type: "icmp", family: 6, op: "==", icmpType: t }], { type: "accept" }),
+      )
+    : [];
   const chains: Chain[] = [];
 
   chains.push(
@@ -130,6 +138,7 @@ export function staticChains(
       [
         ...top,
         r([{ type: "ifname", dir: "iif", op: "==", names: wl }], { type: "goto", chain: CHAIN.wlToHost }),
+        ...ndp,
         r([{ type: "ifname", dir: "iif", op: "!=", names: ["lo"] }], {
           type: "jump",
           chain: CHAIN.fromHostEndpoint,
@@ -160,6 +169,7 @@ export function staticChains(
         // Host → workload is not policed (Felix: contacting local workloads from the host is
         // needed, and policing it protects nothing against a compromised host).
         r([{ type: "ifname", dir: "oif", op: "==", names: wl }], { type: "return" }),
+        ...ndp,
         r([{ type: "ifname", dir: "oif", op: "!=", names: ["lo"] }], {
           type: "jump",
           chain: CHAIN.toHostEndpoint,
@@ -203,12 +213,12 @@ export function staticChains(
     chains.push(
       chain(
         BASE.rawPrerouting,
-        [clear, r([], { type: "jump", chain: CHAIN.rawFromHostEndpoint }), notrackMarked],
+        [...ndp, clear, r([], { type: "jump", chain: CHAIN.rawFromHostEndpoint }), notrackMarked],
         base("filter", "prerouting", PRIORITY.raw),
       ),
       chain(
         BASE.rawOutput,
-        [clear, r([], { type: "jump", chain: CHAIN.rawToHostEndpoint }), notrackMarked],
+        [...ndp, clear, r([], { type: "jump", chain: CHAIN.rawToHostEndpoint }), notrackMarked],
         base("filter", "output", PRIORITY.raw),
       ),
       hepDispatch(CHAIN.rawFromHostEndpoint, heps, "raw-fh", has("raw-fh"), "iif", cfg),
@@ -220,6 +230,7 @@ export function staticChains(
       chain(
         BASE.manglePrerouting,
         [
+          ...ndp,
           r([], { type: "jump", chain: CHAIN.mangleFromHostEndpoint }),
           r([acceptMarked()], { type: "accept" }),
         ],
