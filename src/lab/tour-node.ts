@@ -68,7 +68,11 @@ async function matrix(f: OneHostFabric, names: string[]): Promise<void> {
     rows.push(row);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   process.stdout.write(`${line(header)}\n${rows.map(line).join("\n")}\n\n`);
 }
 
