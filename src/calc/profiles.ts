@@ -6,7 +6,7 @@
 import { labelsOf, specOf } from "./decode.js";
 import { translateRules, type RuleContext } from "./rule-translation.js";
 import type { IPSetSpec } from "./ipset-spec.js";
-import type { CompiledProfile, ParsedRule } from "./types.js";
+import { newRule, type CompiledProfile, type ParsedRule } from "./types.js";
 
 export const DEFAULT_ALLOW_PROFILE = "projectcalico-default-allow";
 
@@ -19,26 +19,7 @@ export interface ProfileRecord {
 
 export const profileOrigin = (name: string): string => `profile/${name}`;
 
-const bareRule = (action: ParsedRule["action"], origin: string): ParsedRule => ({
-  action,
-  srcNets: [],
-  notSrcNets: [],
-  dstNets: [],
-  notDstNets: [],
-  srcPorts: [],
-  notSrcPorts: [],
-  dstPorts: [],
-  notDstPorts: [],
-  srcIPSets: [],
-  notSrcIPSets: [],
-  dstIPSets: [],
-  notDstIPSets: [],
-  srcNamedPortIPSets: [],
-  notSrcNamedPortIPSets: [],
-  dstNamedPortIPSets: [],
-  notDstNamedPortIPSets: [],
-  origin,
-});
+const bareRule = (action: ParsedRule["action"], origin: string): ParsedRule => newRule(action, origin);
 
 /** Throws on rules that cannot be translated; undefined when the value is not a profile. */
 export function decodeProfile(name: string, value: unknown, logPrefix: string): ProfileRecord | undefined {

@@ -7,7 +7,7 @@ import { networkOf, parseCIDROrIP, type CIDR, type IPFamily } from "../api/net.j
 import { isObj, num, objects, str, type Obj } from "./decode.js";
 import { MATCH_NOTHING, namedPortSet, selectorSet, type IPSetSpec } from "./ipset-spec.js";
 import { entitySelectors } from "./selector-translation.js";
-import type { ParsedRule, PortRange, RuleAction } from "./types.js";
+import { newRule, type ParsedRule, type PortRange, type RuleAction } from "./types.js";
 
 const PROTOCOLS: Readonly<Record<string, number>> = {
   icmp: 1,
@@ -136,26 +136,12 @@ function translateRule(rule: Obj, ctx: RuleContext, sets: IPSetSpec[]): ParsedRu
   const src = isObj(rule.source) ? rule.source : {};
   const dst = isObj(rule.destination) ? rule.destination : {};
 
-  const parsed: ParsedRule = {
-    action,
+  const parsed: ParsedRule = newRule(action, ctx.origin, {
     srcNets: nets(src.nets, `${ctx.origin} source.nets`),
     notSrcNets: nets(src.notNets, `${ctx.origin} source.notNets`),
     dstNets: nets(dst.nets, `${ctx.origin} destination.nets`),
     notDstNets: nets(dst.notNets, `${ctx.origin} destination.notNets`),
-    srcPorts: [],
-    notSrcPorts: [],
-    dstPorts: [],
-    notDstPorts: [],
-    srcIPSets: [],
-    notSrcIPSets: [],
-    dstIPSets: [],
-    notDstIPSets: [],
-    srcNamedPortIPSets: [],
-    notSrcNamedPortIPSets: [],
-    dstNamedPortIPSets: [],
-    notDstNamedPortIPSets: [],
-    origin: ctx.origin,
-  };
+  });
   if (protocol !== undefined) parsed.protocol = protocol;
   if (notProtocol !== undefined) parsed.notProtocol = notProtocol;
   const icmp = icmpOf(rule.icmp);

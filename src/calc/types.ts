@@ -71,6 +71,31 @@ export interface ParsedRule {
   origin: string;
 }
 
+/** A rule with the given action that matches every packet, plus any fields given. */
+export function newRule(action: RuleAction, origin: string, fields: Partial<ParsedRule> = {}): ParsedRule {
+  return {
+    action,
+    srcNets: [],
+    notSrcNets: [],
+    dstNets: [],
+    notDstNets: [],
+    srcPorts: [],
+    notSrcPorts: [],
+    dstPorts: [],
+    notDstPorts: [],
+    srcIPSets: [],
+    notSrcIPSets: [],
+    dstIPSets: [],
+    notDstIPSets: [],
+    srcNamedPortIPSets: [],
+    notSrcNamedPortIPSets: [],
+    dstNamedPortIPSets: [],
+    notDstNamedPortIPSets: [],
+    origin,
+    ...fields,
+  };
+}
+
 // ---- IP sets ----
 
 /**

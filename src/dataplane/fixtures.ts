@@ -5,15 +5,16 @@
  */
 import type { CIDR } from "../api/net.js";
 import { parseCIDROrIP } from "../api/net.js";
-import type {
-  CompiledPolicy,
-  CompiledProfile,
-  DesiredRoute,
-  DesiredState,
-  IPSet,
-  LocalEndpoint,
-  ParsedRule,
-  PoolInfo,
+import {
+  newRule,
+  type CompiledPolicy,
+  type CompiledProfile,
+  type DesiredRoute,
+  type DesiredState,
+  type IPSet,
+  type LocalEndpoint,
+  type ParsedRule,
+  type PoolInfo,
 } from "../calc/types.js";
 import type { DataplaneConfig } from "./types.js";
 
@@ -24,27 +25,7 @@ export const cidr = (s: string): CIDR => {
 };
 
 export function rule(action: ParsedRule["action"], fields: Partial<ParsedRule> = {}): ParsedRule {
-  return {
-    action,
-    srcNets: [],
-    notSrcNets: [],
-    dstNets: [],
-    notDstNets: [],
-    srcPorts: [],
-    notSrcPorts: [],
-    dstPorts: [],
-    notDstPorts: [],
-    srcIPSets: [],
-    notSrcIPSets: [],
-    dstIPSets: [],
-    notDstIPSets: [],
-    srcNamedPortIPSets: [],
-    notSrcNamedPortIPSets: [],
-    dstNamedPortIPSets: [],
-    notDstNamedPortIPSets: [],
-    origin: "test",
-    ...fields,
-  };
+  return newRule(action, "test", fields);
 }
 
 export const testConfig = (over: Partial<DataplaneConfig> = {}): DataplaneConfig => ({
