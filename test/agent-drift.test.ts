@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { decodeResources } from "../src/api/codec.js";
 import { run, runOk } from "../src/dataplane/netns.js";
 import { EXT_V4, OneHostFabric } from "./helpers/one-host-fabric.js";
+import { B_FROM_A, docs, KNS_X_ALLOW } from "./helpers/scenarios.js";
 import { waitForAgent } from "./helpers/agent-status.js";
 import { assertReach, eventually, reaches, type Expectation } from "./helpers/reach.js";
 
@@ -23,27 +24,14 @@ const C = "198.19.3.3";
 const REFRESH_MS = 2000;
 const REPAIR_BOUND_MS = REFRESH_MS + 3000;
 
-const SETUP = `
+const FELIX_2S = `
 apiVersion: projectcalico.org/v3
 kind: FelixConfiguration
 metadata: {name: default}
 spec: {nftablesRefreshInterval: 2s, routeRefreshInterval: 2s}
----
-apiVersion: projectcalico.org/v3
-kind: Profile
-metadata: {name: kns.x}
-spec:
-  ingress: [{action: Allow}]
-  egress: [{action: Allow}]
----
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: b-from-a}
-spec:
-  selector: app == 'b'
-  types: [Ingress]
-  ingress: [{action: Allow, protocol: TCP, source: {selector: app == 'a'}, destination: {ports: [80]}}]
 `;
+
+const SETUP = docs(FELIX_2S, KNS_X_ALLOW, B_FROM_A);
 
 const RIGHT: Expectation[] = [
   { from: "x.a", to: "b", addr: B, probe: "tcp80", allowed: true },

@@ -17,6 +17,7 @@ import { run } from "../src/dataplane/netns.js";
 import { EtcdServer, etcdSkipReason } from "../src/datastore/testing/etcd-server.js";
 import { OneHostFabric } from "./helpers/one-host-fabric.js";
 import { waitForAgent } from "./helpers/agent-status.js";
+import { B_FROM_A, docs, KNS_X_ALLOW } from "./helpers/scenarios.js";
 import { assertReach, logLines, type Expectation } from "./helpers/reach.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -27,22 +28,7 @@ const A = "198.19.4.1";
 const B = "198.19.4.2";
 const C = "198.19.4.3";
 
-const SETUP = `
-apiVersion: projectcalico.org/v3
-kind: Profile
-metadata: {name: kns.x}
-spec:
-  ingress: [{action: Allow}]
-  egress: [{action: Allow}]
----
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: b-from-a}
-spec:
-  selector: app == 'b'
-  types: [Ingress]
-  ingress: [{action: Allow, protocol: TCP, source: {selector: app == 'a'}, destination: {ports: [80]}}]
-`;
+const SETUP = docs(KNS_X_ALLOW, B_FROM_A);
 
 const ALLOW_C = `
 apiVersion: projectcalico.org/v3

@@ -14,6 +14,7 @@ import { decodeResources } from "../src/api/codec.js";
 import { runOk } from "../src/dataplane/netns.js";
 import type { AnyResource } from "../src/api/resource.js";
 import { EXT_V4, EXT_V6, HOST_V4, HOST_V6, OneHostFabric } from "./helpers/one-host-fabric.js";
+import { docs, KNS_X_ALLOW } from "./helpers/scenarios.js";
 import { waitForAgent } from "./helpers/agent-status.js";
 import { assertReach, type Expectation, type ProbeKind } from "./helpers/reach.js";
 
@@ -24,19 +25,15 @@ const A = "198.19.5.1";
 const A6 = "fd00:19:0:5::1";
 const B = "198.19.5.2";
 
-const SETUP = `
-apiVersion: projectcalico.org/v3
-kind: Profile
-metadata: {name: kns.x}
-spec:
-  ingress: [{action: Allow}]
-  egress: [{action: Allow}]
----
+const SETUP = docs(
+  KNS_X_ALLOW,
+  `
 apiVersion: projectcalico.org/v3
 kind: HostEndpoint
 metadata: {name: h1-eth0, labels: {role: host}}
 spec: {node: h1, interfaceName: eth0, expectedIPs: [${HOST_V4}, "${HOST_V6}"]}
-`;
+`,
+);
 
 const HOST_80 = `
 apiVersion: projectcalico.org/v3

@@ -15,6 +15,7 @@ import { decodeResources } from "../src/api/codec.js";
 import { run } from "../src/dataplane/netns.js";
 import { OneHostFabric } from "./helpers/one-host-fabric.js";
 import { waitForAgent } from "./helpers/agent-status.js";
+import { B_FROM_A, docs, KNS_X_ALLOW } from "./helpers/scenarios.js";
 import { assertReach, logLines, reaches } from "./helpers/reach.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -24,22 +25,7 @@ const A = "198.19.2.1";
 const B = "198.19.2.2";
 const C = "198.19.2.3";
 
-const SETUP = `
-apiVersion: projectcalico.org/v3
-kind: Profile
-metadata: {name: kns.x}
-spec:
-  ingress: [{action: Allow}]
-  egress: [{action: Allow}]
----
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: b-from-a}
-spec:
-  selector: app == 'b'
-  types: [Ingress]
-  ingress: [{action: Allow, protocol: TCP, source: {selector: app == 'a'}, destination: {ports: [80]}}]
-`;
+const SETUP = docs(KNS_X_ALLOW, B_FROM_A);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
