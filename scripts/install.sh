@@ -13,10 +13,11 @@ cd "$(dirname "$0")/.."
 #  - etcd-server, etcd-client: the etcd driver's tests start a real etcd on loopback.
 #  - openssl: tests make throwaway TLS certificates.
 #  - iputils-ping: the probe agents' ICMP probes (real-traffic tests, the lab's matrix).
+#  - procps (sysctl), util-linux (nsenter): the agent sets interface sysctls and enters namespaces.
 #  - kubernetes-client: kubectl, a real client of calico-apiserver in its tests; only when no
 #    kubectl is on the machine already (some images ship one from another package, e.g. the
 #    Google Cloud SDK's, and Debian's kubernetes-client would conflict with it over /usr/bin/kubectl).
-APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl iputils-ping)
+APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl iputils-ping procps util-linux)
 # iperf3: bench/policy-throughput.bench.ts measures workload-to-workload TCP throughput with it.
 APT_PACKAGES+=(iperf3)
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
