@@ -17,11 +17,10 @@ import {
 } from "./types.js";
 import { decodeUpdate, encodeUpdateBody } from "./update.js";
 
-/** A decoded message; for an UPDATE, also its RFC 7606 outcome (see DecodedUpdate). */
+/** A decoded message; for an UPDATE, also its RFC 7606 outcome (`update.update === message`). */
 export interface DecodedMessage {
   message: BgpMessage;
-  treatAsWithdraw?: DecodedUpdate["treatAsWithdraw"];
-  discarded?: DecodedUpdate["discarded"];
+  update?: DecodedUpdate;
 }
 
 export function encodeMessage(msg: BgpMessage, ctx: CodecContext): Uint8Array {
@@ -62,10 +61,7 @@ export function decodeBody(type: MessageType, whole: Uint8Array, ctx: CodecConte
       return { message: decodeOpenBody(body) };
     case MessageType.UPDATE: {
       const d = decodeUpdate(body, ctx);
-      const out: DecodedMessage = { message: d.update };
-      if (d.treatAsWithdraw !== undefined) out.treatAsWithdraw = d.treatAsWithdraw;
-      if (d.discarded !== undefined) out.discarded = d.discarded;
-      return out;
+      return { message: d.update, update: d };
     }
     case MessageType.NOTIFICATION:
       return { message: decodeNotificationBody(body) };
