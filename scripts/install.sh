@@ -20,6 +20,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl iputils-ping procps util-linux)
 # iperf3: bench/policy-throughput.bench.ts measures workload-to-workload TCP throughput with it.
 APT_PACKAGES+=(iperf3)
+# bird2: test/bgp-bird.test.ts runs BIRD 2 in network namespaces as a real BGP peer of our speaker.
+APT_PACKAGES+=(bird2)
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 
 missing=()

@@ -1,0 +1,329 @@
+/**
+ * Sessions over real loopback TCP: two of ours, or one of ours and a raw socket playing a
+ * (mis)behaving peer with the real codec.
+ */
+import { afterEach, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import fc from "fast-check";
+import { BgpListener } from "./listener.js";
+import { parseId, Session, type SessionOptions } from "./session.js";
+import {
+  encodeMessage,
+  MessageReader,
+  MessageType,
+  type BgpMessage,
+  type NotificationMessage,
+  type OpenMessage,
+} from "./packet/index.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, pred: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+async function listener(): Promise<BgpListener> {
+  const l = new BgpListener({ port: 0, host: "127.0.0.1" });
+  await l.listen();
+  cleanups.push(() => l.close());
+  return l;
+}
+
+function session(opts: Partial<SessionOptions> & { peerPort: number }): Session {
+  const s = new Session({
+    localAS: 64512,
+    peerAS: 64512,
+    routerId: parseId("198.18.0.1"),
+    peerAddress: "127.0.0.1",
+    holdTime: 9,
+    connectRetryTime: 1,
+    idleHoldTime: 0.1,
+    ...opts,
+  });
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+/** Two of our sessions, A active and B passive unless told otherwise. */
+async function pair(a: Partial<SessionOptions> = {}, b: Partial<SessionOptions> = {}) {
+  const la = await listener();
+  const lb = await listener();
+  const A = session({ routerId: parseId("198.18.0.1"), peerPort: lb.port, ...a });
+  const B = session({ routerId: parseId("198.18.0.2"), peerPort: la.port, passive: true, ...b });
+  la.add(A);
+  lb.add(B);
+  return { A, B, la, lb };
+}
+
+/** A raw TCP peer speaking through the real codec. */
+class RawPeer {
+  readonly got: BgpMessage[] = [];
+  closed = false;
+  private readonly reader = new MessageReader({ as4: true });
+  constructor(readonly socket: net.Socket) {
+    socket.on("data", (d) => this.got.push(...this.reader.push(d).messages.map((m) => m.message)));
+    socket.on("close", () => (this.closed = true));
+    socket.on("error", () => undefined);
+    cleanups.push(() => socket.destroy());
+  }
+  static connect(port: number): Promise<RawPeer> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => resolve(new RawPeer(s)));
+      s.once("error", reject);
+    });
+  }
+  send(m: BgpMessage): void {
+    this.socket.write(encodeMessage(m, { as4: true }));
+  }
+  notifications(): NotificationMessage[] {
+    return this.got.filter((m): m is NotificationMessage => m.type === MessageType.NOTIFICATION);
+  }
+}
+
+/** A raw server; `onPeer` runs for each accepted connection. */
+async function rawServer(onPeer: (p: RawPeer) => void): Promise<{ port: number; peers: RawPeer[] }> {
+  const peers: RawPeer[] = [];
+  const srv = net.createServer((s) => {
+    const p = new RawPeer(s);
+    peers.push(p);
+    onPeer(p);
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  cleanups.push(() => new Promise((r) => srv.close(r)));
+  const a = srv.address();
+  return { port: typeof a === "object" && a ? a.port : 0, peers };
+}
+
+const open = (o: Partial<OpenMessage> = {}): OpenMessage => ({
+  type: MessageType.OPEN,
+  version: 4,
+  myAS: 64512,
+  holdTime: 3,
+  bgpId: parseId("198.18.0.9"),
+  capabilities: [
+    { code: 1, type: "multiprotocol", afi: 1, safi: 1 },
+    { code: 65, type: "as4", asn: 64512 },
+  ],
+  ...o,
+});
+
+describe("BGP session over loopback TCP", () => {
+  it("establishes between two of our sessions and negotiates hold time and capabilities", async () => {
+    const { A, B } = await pair({ holdTime: 9 }, { holdTime: 6 });
+    const estA: unknown[] = [];
+    A.on("established", (n) => estA.push(n));
+    B.start();
+    A.start();
+    await until("both Established", () => A.state === "Established" && B.state === "Established");
+    const n = A.negotiated;
+    assert.ok(n);
+    assert.equal(n.holdTime, 6);
+    assert.equal(n.keepaliveTime, 2);
+    assert.equal(n.as4, true);
+    assert.equal(n.routeRefresh, true);
+    assert.deepEqual(n.families, [{ afi: 1, safi: 1 }]);
+    assert.equal(n.peerId, parseId("198.18.0.2"));
+    assert.equal(estA.length, 1);
+    const states = A.history.map((h) => h.to);
+    assert.deepEqual(states, ["Connect", "OpenSent", "OpenConfirm", "Established"]);
+    assert.ok(A.status().since instanceof Date);
+  });
+
+  it("keepalives keep it up for more than two hold periods (hold 3 s)", async () => {
+    const { A, B } = await pair({ holdTime: 3 }, { holdTime: 3 });
+    B.start();
+    A.start();
+    await until("Established", () => A.state === "Established" && B.state === "Established");
+    const downs: string[] = [];
+    A.on("down", (r) => downs.push(r));
+    B.on("down", (r) => downs.push(r));
+    await sleep(7000);
+    assert.deepEqual(downs, []);
+    assert.equal(A.state, "Established");
+    assert.equal(B.state, "Established");
+  });
+
+  it("hold timer expiry when the peer goes silent: HOLD_TIMER_EXPIRED NOTIFICATION", async () => {
+    const la = await listener();
+    const A = session({ passive: true, peerPort: 1, holdTime: 3 });
+    la.add(A);
+    A.start();
+    const raw = await RawPeer.connect(la.port);
+    raw.send(open({ holdTime: 3 }));
+    await until("our OPEN", () => raw.got.some((m) => m.type === MessageType.OPEN));
+    raw.send({ type: MessageType.KEEPALIVE });
+    await until("Established", () => A.state === "Established");
+    const t0 = Date.now();
+    await until("the NOTIFICATION", () => raw.notifications().length > 0, 6000);
+    const waited = Date.now() - t0;
+    assert.ok(waited > 2000 && waited < 4500, `expired after ${waited} ms`);
+    assert.deepEqual(
+      raw.notifications().map((n) => [n.code, n.subcode]),
+      [[4, 0]],
+    );
+    await until("closed", () => raw.closed);
+    assert.match(A.status().lastError ?? "", /hold timer expired/);
+  });
+
+  it("a wrong peer AS gets OPEN Message Error / Bad Peer AS and both sides say why", async () => {
+    const { A, B } = await pair({ peerAS: 64513 }, {});
+    const downA: string[] = [];
+    const downB: string[] = [];
+    A.on("down", (r) => downA.push(r));
+    B.on("down", (r) => downB.push(r));
+    B.start();
+    A.start();
+    await until("both down", () => downA.length > 0 && downB.length > 0);
+    assert.match(downA[0] ?? "", /peer AS 64512, configured 64513/);
+    assert.match(downB[0] ?? "", /NOTIFICATION: OPEN Message Error \/ Bad Peer AS/i);
+    assert.notEqual(A.state, "Established");
+  });
+
+  for (const [remote, keep] of [
+    ["198.18.0.200", "the peer's connection"],
+    ["198.18.0.0", "our connection"],
+  ] as const) {
+    it(`collision (RFC 4271 §6.8): remote id ${remote} vs ours 198.18.0.1 keeps ${keep}`, async () => {
+      // A connects out to a raw server that answers nothing; meanwhile "the peer" connects in.
+      const la = await listener();
+      const srv = await rawServer(() => undefined);
+      const A = session({ peerPort: srv.port, holdTime: 9 });
+      la.add(A);
+      A.start();
+      await until(
+        "A in OpenSent on its outgoing connection",
+        () => A.state === "OpenSent" && srv.peers.length === 1,
+      );
+      const outgoing = srv.peers[0];
+      assert.ok(outgoing);
+      const incoming = await RawPeer.connect(la.port);
+      await until("A's OPEN on the incoming connection", () =>
+        incoming.got.some((m) => m.type === MessageType.OPEN),
+      );
+      incoming.send(open({ bgpId: parseId(remote) }));
+      const [loser, winner] = keep === "our connection" ? [incoming, outgoing] : [outgoing, incoming];
+      await until(
+        "Cease/Connection Collision Resolution on the loser",
+        () => loser.notifications().length > 0,
+      );
+      assert.deepEqual(
+        loser.notifications().map((n) => [n.code, n.subcode]),
+        [[6, 7]],
+      );
+      await until("loser closed", () => loser.closed);
+      if (winner === outgoing) winner.send(open({ bgpId: parseId(remote) }));
+      await until("KEEPALIVE on the winner", () => winner.got.some((m) => m.type === MessageType.KEEPALIVE));
+      winner.send({ type: MessageType.KEEPALIVE });
+      await until("Established", () => A.state === "Established");
+      assert.equal(winner.notifications().length, 0);
+    });
+  }
+
+  it("two active sessions connecting at once converge on one Established session", async () => {
+    const { A, B } = await pair({}, { passive: false });
+    A.start();
+    B.start();
+    await until("both Established", () => A.state === "Established" && B.state === "Established", 10000);
+    await sleep(1500);
+    assert.equal(A.state, "Established");
+    assert.equal(B.state, "Established");
+  });
+
+  it("reconnects after a drop, backing off exponentially (IdleHoldTimer)", async () => {
+    // A peer that answers every connection with Cease and closes.
+    const times: number[] = [];
+    const srv = await rawServer((p) => {
+      times.push(Date.now());
+      p.send({ type: MessageType.NOTIFICATION, code: 6, subcode: 4, data: new Uint8Array(0) });
+      p.socket.end();
+    });
+    const A = session({ peerPort: srv.port, idleHoldTime: 0.1 });
+    const downs: string[] = [];
+    A.on("down", (r) => downs.push(r));
+    A.start();
+    await until("5 attempts", () => times.length >= 5, 8000);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0));
+    // 100, 200, 400, 800 ms (+ connection time)
+    for (let i = 1; i < gaps.length; i++)
+      assert.ok((gaps[i] ?? 0) > (gaps[i - 1] ?? 0) * 1.5, `gaps ${gaps.join(",")}`);
+    assert.match(downs[0] ?? "", /peer sent NOTIFICATION: Cease \/ administrative reset/i);
+  });
+
+  it("a real session comes back after the peer stops and starts again", async () => {
+    const { A, B } = await pair({ idleHoldTime: 0.1 }, {});
+    B.start();
+    A.start();
+    await until("Established", () => A.state === "Established");
+    const downs: string[] = [];
+    A.on("down", (r) => downs.push(r));
+    await B.stop();
+    await until("A down", () => downs.length > 0);
+    assert.match(downs[0] ?? "", /Cease \/ administrative shutdown/i);
+    B.start();
+    await until("Established again", () => A.state === "Established" && B.state === "Established", 8000);
+  });
+
+  it("garbage from a raw socket gets Message Header Error / Connection Not Synchronized, no crash", async () => {
+    const la = await listener();
+    const A = session({ passive: true, peerPort: 1, idleHoldTime: 0.1 });
+    la.add(A);
+    A.start();
+    const raw = await RawPeer.connect(la.port);
+    await until("our OPEN", () => raw.got.length > 0);
+    raw.socket.write(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until("NOTIFICATION", () => raw.notifications().length > 0);
+    assert.deepEqual(
+      raw.notifications().map((n) => [n.code, n.subcode]),
+      [[1, 1]],
+    );
+    await until("closed", () => raw.closed);
+    assert.match(A.status().lastError ?? "", /marker/);
+    await until("back to Active after back-off", () => A.state === "Active");
+  });
+
+  it("random bytes after the OPEN never crash the session (fuzz)", async () => {
+    const la = await listener();
+    const A = session({ passive: true, peerPort: 1, idleHoldTime: 0.01, maxIdleHoldTime: 0.01 });
+    la.add(A);
+    A.start();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 1, maxLength: 200 }),
+        fc.boolean(),
+        async (bytes, withOpen) => {
+          await until("Active", () => A.state === "Active");
+          const raw = await RawPeer.connect(la.port);
+          await until("our OPEN", () => raw.got.length > 0);
+          if (withOpen) raw.send(open());
+          // A marker then junk, so the length/type checks are reached too.
+          raw.socket.write(Buffer.concat([Buffer.alloc(16, 0xff), Buffer.from(bytes)]));
+          raw.socket.end();
+          await until("A reset", () => raw.closed, 3000);
+          raw.socket.destroy();
+        },
+      ),
+      { numRuns: 30 },
+    );
+    await until("A still alive and listening", () => A.state === "Active");
+  });
+
+  it("the listener refuses an unknown peer with Cease / Connection Rejected", async () => {
+    const l = await listener();
+    const raw = await RawPeer.connect(l.port);
+    await until("NOTIFICATION", () => raw.notifications().length > 0);
+    assert.deepEqual(
+      raw.notifications().map((n) => [n.code, n.subcode]),
+      [[6, 5]],
+    );
+  });
+});
