@@ -5,7 +5,7 @@
  */
 import { BgpEncodeError, BgpError, UNSPECIFIC_SUBCODE } from "./errors.js";
 import { type Capability, ErrorCode } from "./types.js";
-import { ByteWriter, readU16, readU32 } from "./wire.js";
+import { ByteWriter, copyBytes, readU16, readU32 } from "./wire.js";
 
 export const CapabilityCode = {
   MULTIPROTOCOL: 1,
@@ -97,6 +97,6 @@ function decodeOne(b: Uint8Array, code: number, v: number, len: number): Capabil
       if (len !== 4) throw malformed(`4-octet AS capability has length ${len}, not 4`);
       return { code: 65, type: "as4", asn: readU32(b, v) };
     default:
-      return { code, type: "unknown", data: b.slice(v, v + len) };
+      return { code, type: "unknown", data: copyBytes(b, v, v + len) };
   }
 }

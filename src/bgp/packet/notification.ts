@@ -4,6 +4,7 @@
  * RFC 6608, RFC 7313 §5, RFC 8538, RFC 9234; the Cease shutdown message from RFC 9003.
  */
 import { ErrorCode, MessageType, type NotificationMessage } from "./types.js";
+import { copyBytes } from "./wire.js";
 
 export function encodeNotificationBody(m: NotificationMessage): Uint8Array {
   const out = new Uint8Array(2 + m.data.length);
@@ -15,7 +16,7 @@ export function encodeNotificationBody(m: NotificationMessage): Uint8Array {
 
 /** Any code/subcode is accepted: a NOTIFICATION is never answered with another (§6.4). */
 export function decodeNotificationBody(b: Uint8Array): NotificationMessage {
-  return { type: MessageType.NOTIFICATION, code: b[0] ?? 0, subcode: b[1] ?? 0, data: b.slice(2) };
+  return { type: MessageType.NOTIFICATION, code: b[0] ?? 0, subcode: b[1] ?? 0, data: copyBytes(b, 2) };
 }
 
 const CODE_NAMES: Record<number, string> = {

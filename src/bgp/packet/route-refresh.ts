@@ -3,7 +3,7 @@
  */
 import { BgpError, RouteRefreshSubcode } from "./errors.js";
 import { ErrorCode, MessageType, type RouteRefreshMessage } from "./types.js";
-import { readU16 } from "./wire.js";
+import { copyBytes, readU16 } from "./wire.js";
 
 export function encodeRouteRefreshBody(m: RouteRefreshMessage): Uint8Array {
   return new Uint8Array([(m.afi >> 8) & 0xff, m.afi & 0xff, m.subtype, m.safi]);
@@ -15,7 +15,7 @@ export function decodeRouteRefreshBody(b: Uint8Array, whole: Uint8Array): RouteR
     throw new BgpError(
       ErrorCode.ROUTE_REFRESH,
       RouteRefreshSubcode.INVALID_MESSAGE_LENGTH,
-      whole.slice(),
+      copyBytes(whole),
       `ROUTE-REFRESH rejected: body is ${b.length} octets, not 4`,
     );
   }

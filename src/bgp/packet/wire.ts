@@ -94,3 +94,11 @@ export const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 export function u32Bytes(n: number): Uint8Array {
   return new Uint8Array([(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
+
+/**
+ * A plain Uint8Array copy of `b[start, end)`. Not `b.slice()`: on a Node Buffer (what sockets
+ * hand us) `slice` is a view, and a decoded message must not alias the stream's memory.
+ */
+export function copyBytes(b: Uint8Array, start = 0, end = b.length): Uint8Array {
+  return new Uint8Array(b.subarray(start, end));
+}

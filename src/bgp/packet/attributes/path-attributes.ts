@@ -13,7 +13,7 @@ import {
   type PathAttributes,
   UpdateSubcode,
 } from "../types.js";
-import { ByteWriter, readU16 } from "../wire.js";
+import { ByteWriter, copyBytes, readU16 } from "../wire.js";
 import {
   AGGREGATOR,
   AS4_AGGREGATOR,
@@ -91,7 +91,7 @@ export function decodePathAttributes(
   ): void => {
     const text = `${attrName(code)}: ${reason}`;
     if (approach === "session-reset") {
-      throw new BgpError(ErrorCode.UPDATE_MESSAGE, subcode, whole.slice(), `UPDATE rejected: ${text}`);
+      throw new BgpError(ErrorCode.UPDATE_MESSAGE, subcode, copyBytes(whole), `UPDATE rejected: ${text}`);
     }
     if (approach === "treat-as-withdraw") withdraw(subcode, text);
     else out.discarded.push({ code, reason: text });
@@ -154,7 +154,7 @@ export function decodePathAttributes(
         throw new BgpError(
           ErrorCode.UPDATE_MESSAGE,
           UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-          whole.slice(),
+          copyBytes(whole),
           `UPDATE rejected: attribute ${code} is flagged well-known but we do not know it`,
         );
       }
@@ -162,7 +162,7 @@ export function decodePathAttributes(
         unknown.push({
           flags: AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE | AttrFlag.PARTIAL,
           code,
-          data: value.slice(),
+          data: copyBytes(value),
         });
       }
       continue;
