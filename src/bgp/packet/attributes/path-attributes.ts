@@ -188,7 +188,8 @@ export function decodePathAttributes(
       fail(code, codec.onError, e.subcode, e.reason, whole);
     }
   }
-  if (unknown.length > 0) st.attrs.unknown = unknown;
+  // Kept in type-code order, the order the encoder sends them in, so decode∘encode is stable.
+  if (unknown.length > 0) st.attrs.unknown = unknown.sort((x, y) => x.code - y.code);
 
   // RFC 6793 §4.2.3 on a 2-octet session.
   if (!ctx.as4) {
