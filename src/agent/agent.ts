@@ -38,7 +38,11 @@ export interface AgentOptions {
   onFatal?: (err: Error) => void;
   /** The datastore revision delivered so far (the syncer's); recorded with each apply. */
   deliveredRevision?: () => number;
-  /** Called after every apply, successful or not, with the health it leaves. */
+  /**
+   * Called after every apply, successful or not, with the health it leaves — and when readiness
+   * changes between applies (back in sync with nothing new to apply), so a status written from
+   * here is never left stale.
+   */
   onApplied?: (health: AgentHealth) => void;
 }
 
@@ -72,6 +76,13 @@ export class Agent {
   private everInSync = false;
   /** Updates that arrived during an apply; fed to the calc when it ends. Last value per key. */
   private readonly pending = new Map<string, unknown>();
+  /**
+   * A batch (possibly empty: a re-list that found nothing changed but moved the delivered
+   * revision) arrived during an apply: another apply must follow, to cover its revision.
+   */
+  private deliveredDuringApply = false;
+  /** Readiness as last reported through onApplied (undefined before the first report). */
+  private reportedReady: boolean | undefined;
   /** The calc holds updates not yet flushed. */
   private dirty = false;
   private needFull = true;
@@ -108,9 +119,12 @@ export class Agent {
     if (this.applying !== undefined) {
       // The dataplane is reading the calc's state right now: hold the updates (one per key).
       for (const u of updates) this.pending.set(u.key, u.value);
+      this.deliveredDuringApply = true;
       return;
     }
-    this.calc.onUpdates(updates);
+    // Even an empty batch makes the next apply due: it tells that the delivered revision
+    // moved, and appliedRevision must follow it.
+    if (updates.length > 0) this.calc.onUpdates(updates);
     this.dirty = true;
     this.schedule(this.debounceMs);
   }
@@ -128,6 +142,19 @@ export class Agent {
       this.restartResyncTimer();
       this.schedule(0);
     }
+    this.reportIfReadinessChanged();
+  }
+
+  /** Between applies, a readiness change (out of / back in sync) is reported too. */
+  private reportIfReadinessChanged(): void {
+    if (this.applying !== undefined || this.reportedReady === undefined) return;
+    const h = this.health();
+    if (h.ready !== this.reportedReady) this.report(h);
+  }
+
+  private report(h: AgentHealth): void {
+    this.reportedReady = h.ready;
+    this.onApplied(h);
   }
 
   /** New dataplane configuration: handed over now, takes effect in a full apply. */
@@ -212,7 +239,10 @@ export class Agent {
   }
 
   private async runApply(): Promise<void> {
+    // Take the full-apply request now: one made while this apply runs (a resync, a new
+    // dataplane config) must get a full apply of its own, not be cleared by this one.
     const full = this.needFull;
+    this.needFull = false;
     // Everything delivered so far has been fed to the calc (updates held during an apply are
     // fed before the next one starts), so this apply covers at least this revision.
     const revision = this.deliveredRevision();
@@ -226,7 +256,6 @@ export class Agent {
         this.failures = 0;
         this.lastApplyOk = true;
         this.appliedRevision = Math.max(this.appliedRevision, revision);
-        if (full) this.needFull = false;
         this.metrics?.setState(this.calc.state);
         if (full) this.log.info("Applied (full)", { ...res });
         else this.log.debug("Applied", { ...res });
@@ -254,13 +283,14 @@ export class Agent {
     this.applying = done;
     await done;
     this.applying = undefined;
-    if (this.pending.size > 0) {
+    if (this.deliveredDuringApply) {
+      this.deliveredDuringApply = false;
       const updates = [...this.pending].map(([key, value]) => ({ key, value }));
       this.pending.clear();
-      this.calc.onUpdates(updates);
+      if (updates.length > 0) this.calc.onUpdates(updates);
       this.dirty = true;
     }
-    this.onApplied(this.health());
+    this.report(this.health());
     if (retryIn !== undefined) this.schedule(retryIn);
     else if (this.dirty || this.needFull) this.schedule(this.debounceMs);
     this.notifyIdle();

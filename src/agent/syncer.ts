@@ -168,25 +168,26 @@ export class Syncer {
     for (const kv of items) {
       seen.add(kv.key);
       if (p.known.get(kv.key) === kv.modRevision) continue; // unchanged since we emitted it
-      p.known.set(kv.key, kv.modRevision);
       updates.push({ key: kv.key, value: parseValue(kv.key, kv.value, this.log) });
     }
-    for (const key of p.known.keys()) {
-      if (!seen.has(key)) {
-        p.known.delete(key);
-        updates.push({ key, value: null });
-      }
-    }
-    p.revision = revision;
-    p.listed = true;
-    p.needList = false;
+    for (const key of p.known.keys()) if (!seen.has(key)) updates.push({ key, value: null });
     this.log.info(first ? "Listed" : "Re-listed", {
       prefix: p.prefix,
       revision,
       keys: items.length,
       updates: updates.length,
     });
-    if (updates.length > 0) this.callbacks.onUpdates(updates);
+    // Emitted before our state moves: a consumer that throws gets the differences again on
+    // the next attempt. A re-list that finds nothing changed still reports a batch (empty) when
+    // it moves the delivered revision, so a consumer that records the revision it covers (the
+    // agent's appliedRevision) catches up with it.
+    const advances = revision > p.revision && !first;
+    if (updates.length > 0 || advances) this.callbacks.onUpdates(updates);
+    for (const kv of items) p.known.set(kv.key, kv.modRevision);
+    for (const key of [...p.known.keys()]) if (!seen.has(key)) p.known.delete(key);
+    p.revision = revision;
+    p.listed = true;
+    p.needList = false;
     this.updateStatus();
   }
 
@@ -216,20 +217,30 @@ export class Syncer {
     this.updateStatus();
   }
 
+  /**
+   * A watch batch. Our state (known keys, revision) moves only once the consumer has taken the
+   * batch: if it throws, the watch ends with that error and resumes from before the batch, so
+   * the batch is delivered again rather than skipped.
+   */
   private onEvents(p: PrefixSync, events: WatchEvent[]): void {
     const updates: KVUpdate[] = [];
     for (const e of events) {
       if (e.type === "put") {
-        p.known.set(e.kv.key, e.kv.modRevision);
-        p.revision = Math.max(p.revision, e.kv.modRevision);
         updates.push({ key: e.kv.key, value: parseValue(e.kv.key, e.kv.value, this.log) });
       } else {
-        p.known.delete(e.key);
-        p.revision = Math.max(p.revision, e.revision);
         updates.push({ key: e.key, value: null });
       }
     }
     if (updates.length > 0) this.callbacks.onUpdates(updates);
+    for (const e of events) {
+      if (e.type === "put") {
+        p.known.set(e.kv.key, e.kv.modRevision);
+        p.revision = Math.max(p.revision, e.kv.modRevision);
+      } else {
+        p.known.delete(e.key);
+        p.revision = Math.max(p.revision, e.revision);
+      }
+    }
   }
 
   private fail(p: PrefixSync, err: unknown, what: "list" | "watch"): void {
