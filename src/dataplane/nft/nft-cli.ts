@@ -10,6 +10,15 @@ import { NftApplyError } from "./fake-nft.js";
 import { renderTransaction, type RenderOptions } from "./render.js";
 import { canonicalElement } from "./elements.js";
 import {
+  MAX_BATCH_BYTES,
+  UnsupportedElementError,
+  encodeElementBatch,
+  loadLibc,
+  sendBatch,
+  type ElementOp,
+  type ElementTarget,
+} from "./netlink-elements.js";
+import {
   TABLE_FAMILY,
   TABLE_NAME,
   type BaseChainSpec,
@@ -29,6 +38,34 @@ export const NFT_LIST_FAILED = "NFT_LIST_FAILED";
 export interface NftCliOptions {
   /** Network namespace (name or path); undefined: the caller's. */
   netns?: string;
+  /**
+   * Send element-only transactions over raw nfnetlink (netlink-elements.ts) instead of `nft -f`
+   * (default true; `CALICO_NFT_NETLINK=0` turns it off). Falls back to `nft -f` for anything it
+   * cannot encode and after any netlink error (the kernel aborted the batch: nothing applied).
+   */
+  netlinkElements?: boolean;
+}
+
+/** Counters of how transactions were applied (diagnostics, bench). */
+export interface NftCliStats {
+  netlink: number;
+  script: number;
+  netlinkFallbacks: number;
+}
+
+const ELEMENT_OPS = new Set(["ensure-table", "add-elements", "delete-elements", "add-map-elements", "delete-map-elements"]);
+
+/** The element operations of an element-only transaction, or undefined. */
+function elementOps(tx: Transaction): ElementOp[] | undefined {
+  if (!tx.ops.every((o) => ELEMENT_OPS.has(o.op))) return undefined;
+  const out: ElementOp[] = [];
+  for (const o of tx.ops) {
+    if (o.op === "add-elements") out.push({ kind: "add", set: o.set, elements: o.elements });
+    else if (o.op === "delete-elements") out.push({ kind: "delete", set: o.set, elements: o.elements });
+    else if (o.op === "add-map-elements") out.push({ kind: "add-map", map: o.map, elements: o.elements });
+    else if (o.op === "delete-map-elements") out.push({ kind: "delete-map", map: o.map, keys: o.keys });
+  }
+  return out.length > 0 ? out : undefined;
 }
 
 type Json = unknown;
@@ -129,12 +166,57 @@ export function parseListing(json: string): TableListing {
 
 export class NftCli implements Nft {
   private readonly netns: string | undefined;
+  private readonly useNetlink: boolean;
+  /** Key types of our sets and maps as we last saw or wrote them (for the netlink encoder). */
+  private readonly targets = new Map<string, ElementTarget>();
+  readonly stats: NftCliStats = { netlink: 0, script: 0, netlinkFallbacks: 0 };
 
   constructor(opts: NftCliOptions = {}) {
     this.netns = opts.netns;
+    this.useNetlink = (opts.netlinkElements ?? true) && process.env.CALICO_NFT_NETLINK !== "0";
   }
 
   async apply(tx: Transaction, opts: RenderOptions = {}): Promise<void> {
+    if (this.useNetlink && (await this.applyNetlink(tx))) {
+      this.stats.netlink++;
+      return;
+    }
+    await this.applyScript(tx, opts);
+    this.stats.script++;
+    this.learn(tx);
+  }
+
+  /** True when the transaction was applied over nfnetlink; false: use `nft -f`. */
+  private async applyNetlink(tx: Transaction): Promise<boolean> {
+    const ops = elementOps(tx);
+    if (ops === undefined) return false;
+    const libc = await loadLibc();
+    if (libc === undefined) return false;
+    try {
+      const batch = encodeElementBatch(ops, (n) => this.targets.get(n));
+      if (batch.bytes.length > MAX_BATCH_BYTES) return false;
+      sendBatch(libc, this.netns, batch);
+      return true;
+    } catch (e) {
+      if (!(e instanceof UnsupportedElementError)) this.stats.netlinkFallbacks++;
+      // Nothing was applied (the kernel aborts a failed batch); nft -f applies or explains.
+      return false;
+    }
+  }
+
+  /** Track set/map key types from what we applied. */
+  private learn(tx: Transaction): void {
+    for (const o of tx.ops) {
+      if (o.op === "delete-table") this.targets.clear();
+      else if (o.op === "add-set")
+        this.targets.set(o.set.name, { keyType: o.set.keyType, interval: o.set.interval, map: false });
+      else if (o.op === "add-map") this.targets.set(o.map.name, { keyType: "ifname", interval: false, map: true });
+      else if (o.op === "delete-set") this.targets.delete(o.set);
+      else if (o.op === "delete-map") this.targets.delete(o.map);
+    }
+  }
+
+  private async applyScript(tx: Transaction, opts: RenderOptions): Promise<void> {
     const script = renderTransaction(tx, opts);
     if (script === "") return;
     const r = await run("nft", ["-f", "-"], { netns: this.netns, input: script });
@@ -152,12 +234,20 @@ export class NftCli implements Nft {
       netns: this.netns,
     });
     if (r.code !== 0) {
-      if (/No such file or directory/.test(r.stderr)) return undefined;
+      if (/No such file or directory/.test(r.stderr)) {
+        this.targets.clear();
+        return undefined;
+      }
       throw new CalicoError(
         NFT_LIST_FAILED,
         `Cannot list table ${TABLE_FAMILY} ${TABLE_NAME}: ${r.stderr.trim()}`,
       );
     }
-    return parseListing(r.stdout);
+    const listing = parseListing(r.stdout);
+    this.targets.clear();
+    for (const [n, st] of listing.sets)
+      this.targets.set(n, { keyType: st.spec.keyType, interval: st.spec.interval, map: false });
+    for (const n of listing.maps.keys()) this.targets.set(n, { keyType: "ifname", interval: false, map: true });
+    return listing;
   }
 }

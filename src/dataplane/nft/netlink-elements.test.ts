@@ -1,0 +1,172 @@
+/**
+ * Element updates over raw nfnetlink: the encoder's refusals, and in a real namespace that
+ * what the kernel lists after netlink batches equals FakeNft's listing for the same transactions,
+ * that elements written by `nft -f` are deleted by netlink and the other way round, and that a
+ * failing batch changes nothing and falls back to `nft -f` (whose error the caller sees).
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { run, runOk } from "../netns.js";
+import { FakeNft, isApplyFailed } from "./fake-nft.js";
+import { NftCli } from "./nft-cli.js";
+import { UnsupportedElementError, encodeElementBatch, type ElementTarget } from "./netlink-elements.js";
+import type { TableListing, Transaction } from "./model.js";
+
+const targets: Record<string, ElementTarget> = {
+  v4: { keyType: "ipv4_addr", interval: true, map: false },
+  c4: { keyType: "ipv4_addr . inet_proto . inet_service", interval: false, map: false },
+  m: { keyType: "ifname", interval: false, map: true },
+};
+const lookup = (n: string): ElementTarget | undefined => targets[n];
+
+describe("encodeElementBatch", () => {
+  it("frames one batch: BEGIN, one message per op, END; element messages ask for ACKs", () => {
+    const b = encodeElementBatch(
+      [
+        { kind: "add", set: "v4", elements: ["198.19.0.1", "198.19.1.0/24"] },
+        { kind: "delete", set: "c4", elements: ["198.19.0.1 . 6 . 80"] },
+        { kind: "add-map", map: "m", elements: [["cali1", { type: "goto", chain: "c" }]] },
+      ],
+      lookup,
+      7,
+    );
+    const types: number[] = [];
+    for (let off = 0; off < b.bytes.length; ) {
+      const len = b.bytes.readUInt32LE(off);
+      types.push(b.bytes.readUInt16LE(off + 4));
+      off += len;
+    }
+    assert.deepEqual(types, [16, 0x0a0c, 0x0a0e, 0x0a0c, 17]);
+    assert.deepEqual(b.seqs, [8, 9, 10]);
+  });
+
+  it("refuses what it cannot encode, so the caller uses nft -f", () => {
+    const cases: [string, () => unknown][] = [
+      ["unknown set", () => encodeElementBatch([{ kind: "add", set: "nope", elements: ["1.2.3.4"] }], lookup)],
+      ["a set op on a map", () => encodeElementBatch([{ kind: "add", set: "m", elements: ["cali1"] }], lookup)],
+      [
+        "interval to the top of the space",
+        () => encodeElementBatch([{ kind: "add", set: "v4", elements: ["255.255.255.0/24"] }], lookup),
+      ],
+      ["too long ifname", () => encodeElementBatch([{ kind: "delete-map", map: "m", keys: ["x".repeat(16)] }], lookup)],
+    ];
+    for (const [name, f] of cases) assert.throws(f, UnsupportedElementError, name);
+  });
+});
+
+function skipReason(): string | false {
+  if (process.env.CI !== undefined) return false;
+  if (process.getuid?.() !== 0) return "needs root to create network namespaces (runs in CI)";
+  return false;
+}
+
+const plain = (l: TableListing | undefined): unknown =>
+  l === undefined
+    ? undefined
+    : {
+        sets: [...l.sets].sort(([a], [b]) => a.localeCompare(b)).map(([k, s]) => [k, [...s.elements].sort()]),
+        maps: [...l.maps]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, m]) => [k, [...m.elements].sort(([a], [b]) => a.localeCompare(b))]),
+      };
+
+async function outcome(nft: { apply(tx: Transaction): Promise<void> }, tx: Transaction): Promise<string> {
+  try {
+    await nft.apply(tx);
+    return "ok";
+  } catch (e) {
+    if (isApplyFailed(e)) return "failed";
+    throw e;
+  }
+}
+
+describe("netlink element batches in a real namespace", { skip: skipReason() }, () => {
+  const ns = `ctsnl-${process.pid}`;
+  before(async () => {
+    await runOk("ip", ["netns", "add", ns]);
+  });
+  after(async () => {
+    await run("ip", ["netns", "delete", ns]);
+  });
+
+  it("lists like FakeNft, interoperates with nft -f, and falls back on failure", async () => {
+    const cli = new NftCli({ netns: ns });
+    const script = new NftCli({ netns: ns, netlinkElements: false });
+    const fake = new FakeNft();
+    const setup: Transaction = {
+      ops: [
+        { op: "ensure-table" },
+        { op: "add-set", set: { name: "cali40s-a", keyType: "ipv4_addr", interval: true } },
+        { op: "add-set", set: { name: "cali60s-a", keyType: "ipv6_addr", interval: true } },
+        { op: "add-set", set: { name: "cali40n-a", keyType: "ipv4_addr . inet_proto . inet_service", interval: false } },
+        { op: "add-set", set: { name: "cali60n-a", keyType: "ipv6_addr . inet_proto . inet_service", interval: false } },
+        { op: "add-map", map: { name: "filter-cali-to-wl-dispatch", keyType: "ifname" } },
+        { op: "add-chain", chain: "filter-cali-tw-x" },
+        { op: "add-elements", set: "cali40s-a", elements: ["198.19.0.1", "198.19.0.2", "198.19.8.0/22"] },
+      ],
+    };
+    const steps: [Transaction, string][] = [
+      [setup, "ok"],
+      [
+        {
+          ops: [
+            { op: "ensure-table" },
+            { op: "add-elements", set: "cali40s-a", elements: ["198.19.0.3", "198.19.0.10-198.19.0.20"] },
+            { op: "add-elements", set: "cali60s-a", elements: ["fd00:19:0:1::5", "fd00:19:0:2::/64"] },
+            { op: "add-elements", set: "cali40n-a", elements: ["198.19.0.1 . 6 . 8080", "198.19.0.1 . 17 . 53"] },
+            { op: "add-elements", set: "cali60n-a", elements: ["fd00:19:0:1::5 . 6 . 443"] },
+            {
+              op: "add-map-elements",
+              map: "filter-cali-to-wl-dispatch",
+              elements: [
+                ["cali1", { type: "goto", chain: "filter-cali-tw-x" }],
+                ["cali2", { type: "drop" }],
+              ],
+            },
+          ],
+        },
+        "ok",
+      ],
+      // Elements nft -f wrote (setup), deleted over netlink; and adjacent intervals.
+      [{ ops: [{ op: "delete-elements", set: "cali40s-a", elements: ["198.19.0.2", "198.19.8.0/22"] }] }, "ok"],
+      [
+        {
+          ops: [
+            { op: "delete-elements", set: "cali40n-a", elements: ["198.19.0.1 . 17 . 53"] },
+            { op: "delete-map-elements", map: "filter-cali-to-wl-dispatch", keys: ["cali2"] },
+            { op: "add-map-elements", map: "filter-cali-to-wl-dispatch", elements: [["cali2", { type: "accept" }]] },
+          ],
+        },
+        "ok",
+      ],
+      // Not there: the kernel aborts the batch, nft -f reports the failure, nothing changed.
+      [
+        {
+          ops: [
+            { op: "add-elements", set: "cali40s-a", elements: ["198.19.0.99"] },
+            { op: "delete-elements", set: "cali40s-a", elements: ["198.19.7.7"] },
+          ],
+        },
+        "failed",
+      ],
+    ];
+    for (const [i, [tx, want]] of steps.entries()) {
+      assert.equal(await outcome(cli, tx), want, `step ${i} (kernel)`);
+      assert.equal(await outcome(fake, tx), want, `step ${i} (fake)`);
+      assert.deepEqual(plain(await script.list()), plain(await fake.list()), `step ${i} listing`);
+    }
+    assert.equal(cli.stats.netlink, 3, "element-only transactions went over netlink");
+    assert.equal(cli.stats.netlinkFallbacks, 1);
+    // Netlink-written elements, deleted by nft -f.
+    const del: Transaction = {
+      ops: [
+        { op: "delete-elements", set: "cali40s-a", elements: ["198.19.0.3", "198.19.0.10-198.19.0.20"] },
+        { op: "delete-elements", set: "cali60s-a", elements: ["fd00:19:0:2::/64"] },
+        { op: "delete-map-elements", map: "filter-cali-to-wl-dispatch", keys: ["cali1"] },
+      ],
+    };
+    assert.equal(await outcome(script, del), "ok");
+    assert.equal(await outcome(fake, del), "ok");
+    assert.deepEqual(plain(await script.list()), plain(await fake.list()));
+  });
+});
