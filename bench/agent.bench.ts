@@ -220,6 +220,7 @@ async function main(): Promise<void> {
         unit: "ms",
         baseline: rawMs,
         ratio: Number(full.line.durationMs) / rawMs,
+        note: `phases: nft plan ${String(full.line.nftPlanMs)} ms, nft write ${String(full.line.nftWriteMs)} ms, routes ${String(full.line.routesMs)} ms, links ${String(full.line.linksMs)} ms`,
       },
       { name: "cold start: nft ops", value: Number(full.line.nftOps), unit: "ops" },
       {

@@ -75,24 +75,32 @@ export class LinuxDataplane implements Dataplane {
       opts.full === true || this.needFull || (this.resyncMs > 0 && start - this.lastFull >= this.resyncMs);
     this.needFull = true; // until this apply succeeds
     const nft = await this.nftm.apply(state, changes, { full });
+    const tRoutes = performance.now();
     // Routes are read back on a full apply only; otherwise diffed against the last apply.
     const routesChanged = await this.routes.apply(
       desiredKernelRoutes(state.routes.values(), this.config.ipv6),
       this.config.ipv6,
       full || nft.full,
     );
+    const tLinks = performance.now();
     const ifaces = new Set<string>();
     for (const ep of state.endpoints.values()) if (ep.kind === "workload") ifaces.add(ep.interfaceName);
     const linksChanged = await this.links.apply(ifaces, this.config.ipv6, full);
     this.needFull = false;
     if (full || nft.full) this.lastFull = start;
-    return {
+    // The phase times travel with the result into the agent's "Applied" log line.
+    const res: ApplyResult & Record<string, number | boolean> = {
       full: full || nft.full,
       nftOps: nft.ops,
       nftScriptBytes: nft.scriptBytes,
       routesChanged,
       linksChanged,
       durationMs: this.now() - start,
+      nftPlanMs: Math.round(nft.planMs),
+      nftWriteMs: Math.round(nft.writeMs),
+      routesMs: Math.round(tLinks - tRoutes),
+      linksMs: Math.round(performance.now() - tLinks),
     };
+    return res;
   }
 }

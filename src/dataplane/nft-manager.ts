@@ -11,6 +11,7 @@
  */
 import type { DesiredState, StateChanges } from "../calc/types.js";
 import type { BaseChainSpec, MapSpec, MapVerdict, Nft, SetSpec, Transaction, TxOp } from "./nft/model.js";
+import { NftCli } from "./nft/nft-cli.js";
 import { renderTransaction } from "./nft/render.js";
 import { DesiredTable, type Touched } from "./rules/ruleset.js";
 import { createAll, planTable, type TableView } from "./table-diff.js";
@@ -24,6 +25,9 @@ export interface NftApplyStats {
   replaced: boolean;
   ops: number;
   scriptBytes: number;
+  /** Time spent computing the desired table and the diff, and writing it (diagnostics). */
+  planMs: number;
+  writeMs: number;
 }
 
 interface BelievedChain {
@@ -66,6 +70,33 @@ class Belief implements TableView {
   }
 }
 
+const SET_LEVEL_OPS = new Set(["add-set", "delete-set", "flush-set", "delete-table"]);
+
+/**
+ * Split a fast-path transaction into [element updates of sets that exist before and after it]
+ * and [the rest], so the first goes over nfnetlink and only the second pays nft's cache fill
+ * (docs/dataplane.md "Performance"). Elements go first, as Felix updates IP sets before the
+ * rules: for the ~0.1 s between the two, rules see the new members with the old rule text.
+ * If the second fails, the next apply is full and repairs both. Map elements stay with the
+ * rules (they reference chains created or deleted in the same transaction).
+ */
+export function splitElements(ops: readonly TxOp[]): Transaction[] {
+  const setLevel = new Set<string>();
+  for (const o of ops) {
+    if (o.op === "delete-table") return [{ ops: [...ops] }];
+    if (SET_LEVEL_OPS.has(o.op)) setLevel.add(o.op === "add-set" ? o.set.name : (o as { set: string }).set);
+  }
+  const pre: TxOp[] = [];
+  const rest: TxOp[] = [];
+  for (const o of ops) {
+    if ((o.op === "add-elements" || o.op === "delete-elements") && !setLevel.has(o.set)) pre.push(o);
+    else rest.push(o);
+  }
+  const restHasWork = rest.some((o) => o.op !== "ensure-table");
+  if (pre.length === 0 || !restHasWork) return [{ ops: [...ops] }];
+  return [{ ops: [{ op: "ensure-table" }, ...pre] }, { ops: rest }];
+}
+
 export class NftManager {
   private table: DesiredTable | undefined;
   private belief: Belief | undefined;
@@ -87,6 +118,11 @@ export class NftManager {
     this.invalidate();
   }
 
+  /** Element-only transactions are cheap (NftCli over nfnetlink): worth splitting out. */
+  private cheapElements(): boolean {
+    return this.nft instanceof NftCli && this.nft.elementsViaNetlink;
+  }
+
   /** The next apply reads back and repairs everything. */
   invalidate(): void {
     this.belief = undefined;
@@ -97,6 +133,7 @@ export class NftManager {
     changes: StateChanges,
     opts: { full?: boolean } = {},
   ): Promise<NftApplyStats> {
+    const t0 = performance.now();
     let touched: Touched | undefined;
     if (this.table === undefined) {
       this.table = DesiredTable.fromState(state, this.cfg);
@@ -122,12 +159,15 @@ export class NftManager {
       }
     }
     if (ops.length > 0 && ops[0]?.op !== "ensure-table") ops.unshift({ op: "ensure-table" });
-    const tx: Transaction = { ops: ops.length === 0 ? [] : ops };
+    const txs = !full && this.cheapElements() ? splitElements(ops) : [{ ops }];
     let scriptBytes = 0;
+    let t1 = performance.now();
     if (ops.length > 0) {
       try {
-        scriptBytes = Buffer.byteLength(renderTransaction(tx));
-        await this.nft.apply(tx);
+        // A big (cold start) script is rendered once, by the Nft, not again here for the stats.
+        scriptBytes = ops.length > 1000 ? 0 : Buffer.byteLength(renderTransaction({ ops }));
+        t1 = performance.now();
+        for (const tx of txs) await this.nft.apply(tx);
       } catch (e) {
         this.failures++;
         this.belief = undefined;
@@ -139,6 +179,8 @@ export class NftManager {
       this.belief = new Belief();
       this.belief.record(want);
     } else this.belief!.record(want, touched);
-    return { full, replaced, ops: ops.length, scriptBytes };
+    if (scriptBytes === 0 && this.nft instanceof NftCli) scriptBytes = this.nft.lastScriptBytes;
+    const t2 = performance.now();
+    return { full, replaced, ops: ops.length, scriptBytes, planMs: t1 - t0, writeMs: t2 - t1 };
   }
 }

@@ -170,6 +170,13 @@ export class NftCli implements Nft {
   /** Key types of our sets and maps as we last saw or wrote them (for the netlink encoder). */
   private readonly targets = new Map<string, ElementTarget>();
   readonly stats: NftCliStats = { netlink: 0, script: 0, netlinkFallbacks: 0 };
+  /** Bytes of the last transaction written (nft script, or netlink batch). */
+  lastScriptBytes = 0;
+
+  /** Whether element-only transactions go over nfnetlink (cheap) rather than `nft -f`. */
+  get elementsViaNetlink(): boolean {
+    return this.useNetlink;
+  }
 
   constructor(opts: NftCliOptions = {}) {
     this.netns = opts.netns;
@@ -196,6 +203,7 @@ export class NftCli implements Nft {
       const batch = encodeElementBatch(ops, (n) => this.targets.get(n));
       if (batch.bytes.length > MAX_BATCH_BYTES) return false;
       sendBatch(libc, this.netns, batch);
+      this.lastScriptBytes = batch.bytes.length;
       return true;
     } catch (e) {
       if (!(e instanceof UnsupportedElementError)) this.stats.netlinkFallbacks++;
@@ -218,6 +226,7 @@ export class NftCli implements Nft {
 
   private async applyScript(tx: Transaction, opts: RenderOptions): Promise<void> {
     const script = renderTransaction(tx, opts);
+    this.lastScriptBytes = Buffer.byteLength(script);
     if (script === "") return;
     const r = await run("nft", ["-f", "-"], { netns: this.netns, input: script });
     if (r.code !== 0) {
