@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from "node:events";
 import net from "node:net";
-import { fdOf, setTcpMd5Sig } from "./md5.js";
+import { fdOf, setSendTtl, setTcpMd5Sig } from "./md5.js";
 import { BGP_PORT, CeaseSubcode, ErrorCode, HEADER_LENGTH, MessageType } from "./packet/types.js";
 import type { Session } from "./session.js";
 
@@ -65,7 +65,10 @@ export class BgpListener extends EventEmitter<ListenerEvents> {
       this.server.listen({ port: this.opts.port ?? BGP_PORT, host: this.opts.host ?? "::" }, () => {
         this.server.removeListener("error", onErr);
         try {
-          for (const s of this.sessions.values()) this.applyKey(s, s.opts.password ?? "");
+          for (const s of this.sessions.values()) {
+            this.applyKey(s, s.opts.password ?? "");
+            this.applyGtsm(s);
+          }
         } catch (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
           return;
@@ -79,6 +82,7 @@ export class BgpListener extends EventEmitter<ListenerEvents> {
   add(session: Session): void {
     this.sessions.set(session.peerAddress, session);
     if (session.opts.password) this.applyKey(session, session.opts.password);
+    this.applyGtsm(session);
   }
 
   remove(session: Session): void {
@@ -89,6 +93,14 @@ export class BgpListener extends EventEmitter<ListenerEvents> {
 
   close(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** GTSM peers need our SYN-ACK at TTL 255 (RFC 5082 §3); other peers do not mind it. The
+   * minimum TTL is per connection (set by the session on accept), not on this shared socket. */
+  private applyGtsm(session: Session): void {
+    const fd = fdOf(this.server);
+    if (fd === undefined || !session.opts.ttlSecurity) return;
+    setSendTtl(fd, net.isIPv6(this.opts.host ?? "::") ? 6 : 4);
   }
 
   private applyKey(session: Session, key: string): void {

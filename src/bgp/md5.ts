@@ -119,13 +119,19 @@ function setInt(fd: number, level: number, name: number, value: number, what: st
 
 /** RFC 5082: send with TTL 255 and drop segments that arrive with TTL < 254. */
 export function setGtsm(fd: number, family: 4 | 6): void {
-  if (family === 4) {
-    setInt(fd, IPPROTO_IP, IP_TTL, GTSM_TTL, "IP_TTL");
-    setInt(fd, IPPROTO_IP, IP_MINTTL, GTSM_MIN_TTL, "IP_MINTTL");
-  } else {
-    setInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, GTSM_TTL, "IPV6_UNICAST_HOPS");
-    setInt(fd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, GTSM_MIN_TTL, "IPV6_MINHOPCOUNT");
-  }
+  setSendTtl(fd, family);
+  if (family === 4) setInt(fd, IPPROTO_IP, IP_MINTTL, GTSM_MIN_TTL, "IP_MINTTL");
+  else setInt(fd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, GTSM_MIN_TTL, "IPV6_MINHOPCOUNT");
+}
+
+/**
+ * Send with TTL / hop limit 255. Needed on a listening socket too: the SYN-ACK to a GTSM peer
+ * is sent with the listener's TTL, and the peer drops it otherwise. On a dual-stack socket
+ * (`family` 6) both are set, since IPv4-mapped peers are sent IPv4 packets.
+ */
+export function setSendTtl(fd: number, family: 4 | 6): void {
+  setInt(fd, IPPROTO_IP, IP_TTL, GTSM_TTL, "IP_TTL");
+  if (family === 6) setInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, GTSM_TTL, "IPV6_UNICAST_HOPS");
 }
 
 /** The kernel fd behind a Node socket or server (undefined before it has one). */

@@ -317,6 +317,43 @@ describe("BGP session over loopback TCP", () => {
     await until("A still alive and listening", () => A.state === "Active");
   });
 
+  it("GTSM (RFC 5082): two sessions with TTL security establish (outgoing socket made with koffi)", async () => {
+    const { A, B } = await pair({ ttlSecurity: true }, { ttlSecurity: true });
+    B.start();
+    A.start();
+    await until("both Established", () => A.state === "Established" && B.state === "Established");
+  });
+
+  it("GTSM: a peer sending with the default TTL (64) is never heard", async () => {
+    const la = await listener();
+    const A = session({ passive: true, peerPort: 1, ttlSecurity: true });
+    la.add(A);
+    A.start();
+    const raw = await RawPeer.connect(la.port);
+    raw.socket.setNoDelay(true);
+    await sleep(200);
+    raw.send(open());
+    raw.send({ type: MessageType.KEEPALIVE });
+    await sleep(1500);
+    assert.equal(A.state, "OpenSent", "segments with TTL 64 < 254 must be dropped by the kernel");
+  });
+
+  it("TCP-MD5 over loopback: keyed listener + keyed koffi connect establish", async () => {
+    const { A, B } = await pair({ password: "loopback-secret" }, { password: "loopback-secret" });
+    B.start();
+    A.start();
+    await until("both Established", () => A.state === "Established" && B.state === "Established");
+  });
+
+  it("TCP-MD5: a keyed listener never hears an unkeyed peer", async () => {
+    const { A, B } = await pair({}, { password: "only-b-has-it" });
+    B.start();
+    A.start();
+    await sleep(1500);
+    assert.notEqual(B.state, "Established");
+    assert.ok(!B.history.some((h) => h.to === "OpenSent"), "the kernel drops the unsigned SYN");
+  });
+
   it("the listener refuses an unknown peer with Cease / Connection Rejected", async () => {
     const l = await listener();
     const raw = await RawPeer.connect(l.port);
