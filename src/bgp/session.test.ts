@@ -10,6 +10,8 @@ import { BgpListener } from "./listener.js";
 import { parseId, Session, type SessionOptions } from "./session.js";
 import {
   encodeMessage,
+  endOfRib,
+  isEndOfRib,
   MessageReader,
   MessageType,
   type BgpMessage,
@@ -137,6 +139,32 @@ describe("BGP session over loopback TCP", () => {
     const states = A.history.map((h) => h.to);
     assert.deepEqual(states, ["Connect", "OpenSent", "OpenConfirm", "Established"]);
     assert.ok(A.status().since instanceof Date);
+  });
+
+  it("an established handler can send at once; the peer gets it as an update event (End-of-RIB)", async () => {
+    const { A, B } = await pair();
+    A.on("established", () => {
+      assert.equal(A.state, "Established");
+      A.sendUpdate(endOfRib(1, 1));
+    });
+    const got: boolean[] = [];
+    B.on("update", (d) => got.push(isEndOfRib(d.update)));
+    B.start();
+    A.start();
+    await until("B got the End-of-RIB", () => got.length > 0);
+    assert.deepEqual(got, [true]);
+  });
+
+  it("DelayOpen (RFC 4271 §8.1.1): the delayed side answers the peer's OPEN at once", async () => {
+    const { A, B } = await pair({ delayOpenTime: 5 }, {});
+    B.start();
+    A.start();
+    // B (passive, no DelayOpen) sends OPEN on accept; A, waiting, answers it well before 5 s.
+    await until("both Established", () => A.state === "Established" && B.state === "Established", 3000);
+    assert.ok(
+      A.history.some((h) => h.from === "Connect" && h.to === "OpenConfirm"),
+      JSON.stringify(A.history),
+    );
   });
 
   it("keepalives keep it up for more than two hold periods (hold 3 s)", async () => {

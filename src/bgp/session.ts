@@ -302,7 +302,14 @@ export class Session extends EventEmitter<SessionEvents> {
   private fire(ev: FsmEvent): void {
     const from = this.stateNow;
     const t = step(from, ev, this.ctx());
-    for (const a of t.actions) this.perform(a, ev);
+    // Socket and timer actions first; events to our listeners once the new state is in place,
+    // so an "established" handler can send UPDATEs at once.
+    const later: FsmAction[] = [];
+    for (const a of t.actions) {
+      if (a.type === "established" || a.type === "deliverUpdate" || a.type === "deliverRouteRefresh")
+        later.push(a);
+      else this.perform(a, ev);
+    }
     if (t.next !== from) {
       this.stateNow = t.next;
       this.sinceNow = new Date();
@@ -312,6 +319,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.emit("state", change);
       if (t.next === State.Idle) this.wentDown(t.reason);
     }
+    for (const a of later) this.perform(a, ev);
   }
 
   private wentDown(reason: string): void {
