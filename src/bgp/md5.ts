@@ -9,8 +9,9 @@
  * `connectSocket` creates the socket itself (socket/setsockopt/bind/connect, non-blocking),
  * waits for the handshake, then hands the fd to `new net.Socket({ fd })`.
  */
+import { createRequire } from "node:module";
 import net from "node:net";
-import koffi from "koffi";
+import type * as Koffi from "koffi";
 import { parseIP } from "../api/net.js";
 
 // Linux constants (include/uapi/linux/{in,in6,tcp,socket}.h).
@@ -47,10 +48,24 @@ interface Libc {
   strerror: (errnum: number) => string;
 }
 
+// Loaded on first use, so a speaker without MD5/GTSM peers never needs the native module.
+let koffiModule: typeof Koffi | undefined;
+function koffi(): typeof Koffi {
+  if (koffiModule) return koffiModule;
+  try {
+    koffiModule = createRequire(import.meta.url)("koffi") as typeof Koffi;
+  } catch (err) {
+    throw new Error(`TCP-MD5/GTSM need the koffi module, which failed to load: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return koffiModule;
+}
+
 let libc: Libc | undefined;
 function lib(): Libc {
   if (libc) return libc;
-  const l = koffi.load("libc.so.6");
+  const l = koffi().load("libc.so.6");
   libc = {
     socket: l.func("int socket(int, int, int)") as Libc["socket"],
     setsockopt: l.func("int setsockopt(int, int, int, const void *, uint32_t)") as Libc["setsockopt"],
@@ -65,7 +80,7 @@ function lib(): Libc {
 }
 
 function errnoText(what: string): Error {
-  const e = koffi.errno();
+  const e = koffi().errno();
   return new Error(`${what} failed: ${lib().strerror(e)} (errno ${e})`);
 }
 
@@ -185,7 +200,7 @@ export function connectSocket(opts: ConnectOptions): PendingConnect {
         const l = sockaddr(opts.local, 0);
         if (c.bind(fd, l.buf, l.buf.length) !== 0) throw errnoText(`bind(${opts.local})`);
       }
-      if (c.connect(fd, remote.buf, remote.buf.length) !== 0 && koffi.errno() !== EINPROGRESS) {
+      if (c.connect(fd, remote.buf, remote.buf.length) !== 0 && koffi().errno() !== EINPROGRESS) {
         throw errnoText(`connect(${opts.remote}:${opts.port})`);
       }
     } catch (err) {
