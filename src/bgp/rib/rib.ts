@@ -246,7 +246,8 @@ export class Rib {
         let reject: RejectReason | undefined;
         let attrs: PathAttributes | undefined;
         if ("reject" in imported) reject = imported.reject;
-        else if (nextHop === undefined) reject = RejectReason.NO_NEXT_HOP;
+        // No next hop, or one of the other family (RFC 8950 is not supported).
+        else if (nextHop?.family !== prefix.family) reject = RejectReason.NO_NEXT_HOP;
         else if (nextHopIsOurs(s.peer, nextHop) || nextHopIsOurs(this.#local, nextHop))
           reject = RejectReason.NEXT_HOP_SELF;
         else {
