@@ -217,6 +217,68 @@ describe("BGP session over loopback TCP", () => {
     assert.notEqual(A.state, "Established");
   });
 
+  const badOpens: [string, Partial<OpenMessage>, [number, number], RegExp][] = [
+    ["version 3", { version: 3 }, [2, 1], /version 3/],
+    [
+      "wrong AS (2-octet field, no as4 capability)",
+      { myAS: 65000, capabilities: [] },
+      [2, 2],
+      /peer AS 65000/,
+    ],
+    [
+      "wrong AS in the 4-octet capability",
+      { myAS: 23456, capabilities: [{ code: 65, type: "as4", asn: 4200000000 }] },
+      [2, 2],
+      /peer AS 4200000000/,
+    ],
+    ["hold time 2", { holdTime: 2 }, [2, 6], /hold time 2/],
+    ["our own BGP identifier on iBGP", { bgpId: parseId("198.18.0.1") }, [2, 3], /our own/],
+    ["BGP identifier 0", { bgpId: 0 }, [2, 3], /BGP identifier 0/],
+  ];
+  for (const [name, o, [code, subcode], why] of badOpens) {
+    it(`OPEN check (RFC 4271 §6.2): ${name} → NOTIFICATION ${code}/${subcode}`, async () => {
+      const la = await listener();
+      const A = session({ passive: true, peerPort: 1 });
+      la.add(A);
+      A.start();
+      const raw = await RawPeer.connect(la.port);
+      raw.send(open(o));
+      await until("NOTIFICATION", () => raw.notifications().length > 0);
+      assert.deepEqual(
+        raw.notifications().map((n) => [n.code, n.subcode]),
+        [[code, subcode]],
+      );
+      assert.match(A.status().lastError ?? "", why);
+    });
+  }
+
+  it("an UPDATE before the OPEN exchange is an FSM error (5/1, RFC 6608)", async () => {
+    const la = await listener();
+    const A = session({ passive: true, peerPort: 1 });
+    la.add(A);
+    A.start();
+    const raw = await RawPeer.connect(la.port);
+    await until("our OPEN", () => raw.got.length > 0);
+    raw.send(endOfRib(1, 1));
+    await until("NOTIFICATION", () => raw.notifications().length > 0);
+    assert.deepEqual(
+      raw.notifications().map((n) => [n.code, n.subcode]),
+      [[5, 1]],
+    );
+  });
+
+  it("route refresh: negotiated, sent, and delivered as an event", async () => {
+    const { A, B } = await pair();
+    const got: number[] = [];
+    B.on("routeRefresh", (m) => got.push(m.afi));
+    B.start();
+    A.start();
+    await until("Established", () => A.state === "Established" && B.state === "Established");
+    A.sendRouteRefresh(1, 1);
+    await until("B got it", () => got.length > 0);
+    assert.deepEqual(got, [1]);
+  });
+
   for (const [remote, keep] of [
     ["198.18.0.200", "the peer's connection"],
     ["198.18.0.0", "our connection"],
@@ -261,7 +323,13 @@ describe("BGP session over loopback TCP", () => {
     const { A, B } = await pair({}, { passive: false });
     A.start();
     B.start();
-    await until("both Established", () => A.state === "Established" && B.state === "Established", 10000);
+    await until(
+      "both Established",
+      () => A.state === "Established" && B.state === "Established",
+      10000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\nA: ${JSON.stringify(A.history)}\nB: ${JSON.stringify(B.history)}`);
+    });
     await sleep(1500);
     assert.equal(A.state, "Established");
     assert.equal(B.state, "Established");

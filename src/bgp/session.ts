@@ -271,7 +271,9 @@ export class Session extends EventEmitter<SessionEvents> {
         return refuse(CeaseSubcode.CONNECTION_COLLISION_RESOLUTION);
       case State.Connect:
       case State.Active:
-        this.cancelConnect();
+        // Our own attempt (if any) keeps going: if it completes too, §6.8 picks one of the two.
+        // Cancelling it here would let two speakers that connect at once each drop the
+        // connection the other just accepted, forever in step.
         if (this.primary) this.primary.close();
         this.attach(conn);
         this.primary = conn;
@@ -429,10 +431,10 @@ export class Session extends EventEmitter<SessionEvents> {
     this.cancelConnect();
     const port = this.opts.peerPort ?? BGP_PORT;
     const fail = (err: Error) => {
-      if (this.pendingConnect === pending) {
-        this.pendingConnect = undefined;
-        this.fire({ type: "TcpConnectionFails", error: err.message });
-      }
+      if (this.pendingConnect !== pending) return;
+      this.pendingConnect = undefined;
+      // Once the peer's own connection has taken over (OpenSent), our attempt failing is moot.
+      if (this.stateNow === State.Connect) this.fire({ type: "TcpConnectionFails", error: err.message });
     };
     const connected = (socket: net.Socket) => {
       if (this.pendingConnect !== pending) {
@@ -442,6 +444,14 @@ export class Session extends EventEmitter<SessionEvents> {
       this.pendingConnect = undefined;
       const conn = new Connection(socket, "outgoing", this.codec);
       this.attach(conn);
+      if (this.primary && (this.stateNow === State.OpenSent || this.stateNow === State.OpenConfirm)) {
+        // The peer's connection came in while ours was in flight: keep both, let the BGP
+        // Identifiers decide (§6.8). Both speakers then agree on the survivor.
+        this.candidate?.close();
+        this.candidate = conn;
+        conn.write(this.encode(this.ourOpen()));
+        return;
+      }
       this.primary = conn;
       this.fire({ type: "TcpCrAcked" });
     };
@@ -617,8 +627,9 @@ export class Session extends EventEmitter<SessionEvents> {
     if (other && this.candidate) {
       const keep =
         resolveCollision(this.opts.routerId, open.bgpId) === "keep-outgoing" ? "outgoing" : "incoming";
-      // Both incoming (the peer reconnected): the newer one wins.
-      const winner = this.primary?.direction === keep ? this.primary : this.candidate;
+      // Both the same direction (the peer reconnected): the newer one wins.
+      const winner =
+        this.primary?.direction === keep && this.candidate.direction !== keep ? this.primary : this.candidate;
       const loser = winner === this.primary ? this.candidate : this.primary;
       const notification = {
         type: MessageType.NOTIFICATION,
