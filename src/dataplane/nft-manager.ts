@@ -179,7 +179,7 @@ export class NftManager {
       this.belief = new Belief();
       this.belief.record(want);
     } else this.belief!.record(want, touched);
-    if (scriptBytes === 0 && this.nft instanceof NftCli) scriptBytes = this.nft.lastScriptBytes;
+    if (ops.length > 1000 && this.nft instanceof NftCli) scriptBytes = this.nft.lastScriptBytes;
     const t2 = performance.now();
     return { full, replaced, ops: ops.length, scriptBytes, planMs: t1 - t0, writeMs: t2 - t1 };
   }

@@ -281,7 +281,11 @@ function fail(what: string, errno: number): CalicoError {
 
 /** A NETLINK_NETFILTER socket created inside `netns` (or this thread's namespace). */
 function openSocket(c: Libc, netns: string | undefined): number {
-  if (netns === undefined) return c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (netns === undefined) {
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (fd < 0) throw fail("socket", c.errno());
+    return fd;
+  }
   const self = c.open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (self < 0) throw fail("open /proc/thread-self/ns/net", c.errno());
   const target = c.open(netnsPath(netns), O_RDONLY | O_CLOEXEC);
@@ -330,7 +334,8 @@ export function sendBatch(c: Libc, netns: string | undefined, batch: EncodedBatc
       for (let off = 0; off + 16 <= n; ) {
         const len = buf.readUInt32LE(off);
         const type = buf.readUInt16LE(off + 4);
-        if (type === NLMSG_ERROR && len >= 20) {
+        // nlmsgerr: int error, then the request's header (its seq at +8); CAP_ACK: header only.
+        if (type === NLMSG_ERROR && len >= 16 + 4 + 16) {
           const err = buf.readInt32LE(off + 16);
           const seq = buf.readUInt32LE(off + 16 + 4 + 8); // the echoed request header's seq
           if (err === 0) acked.add(seq);
