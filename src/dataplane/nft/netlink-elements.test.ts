@@ -31,7 +31,7 @@ describe("encodeElementBatch", () => {
       7,
     );
     const types: number[] = [];
-    for (let off = 0; off < b.bytes.length; ) {
+    for (let off = 0; off < b.bytes.length;) {
       const len = b.bytes.readUInt32LE(off);
       types.push(b.bytes.readUInt16LE(off + 4));
       off += len;
@@ -42,13 +42,22 @@ describe("encodeElementBatch", () => {
 
   it("refuses what it cannot encode, so the caller uses nft -f", () => {
     const cases: [string, () => unknown][] = [
-      ["unknown set", () => encodeElementBatch([{ kind: "add", set: "nope", elements: ["1.2.3.4"] }], lookup)],
-      ["a set op on a map", () => encodeElementBatch([{ kind: "add", set: "m", elements: ["cali1"] }], lookup)],
+      [
+        "unknown set",
+        () => encodeElementBatch([{ kind: "add", set: "nope", elements: ["1.2.3.4"] }], lookup),
+      ],
+      [
+        "a set op on a map",
+        () => encodeElementBatch([{ kind: "add", set: "m", elements: ["cali1"] }], lookup),
+      ],
       [
         "interval to the top of the space",
         () => encodeElementBatch([{ kind: "add", set: "v4", elements: ["255.255.255.0/24"] }], lookup),
       ],
-      ["too long ifname", () => encodeElementBatch([{ kind: "delete-map", map: "m", keys: ["x".repeat(16)] }], lookup)],
+      [
+        "too long ifname",
+        () => encodeElementBatch([{ kind: "delete-map", map: "m", keys: ["x".repeat(16)] }], lookup),
+      ],
     ];
     for (const [name, f] of cases) assert.throws(f, UnsupportedElementError, name);
   });
@@ -98,8 +107,14 @@ describe("netlink element batches in a real namespace", { skip: skipReason() }, 
         { op: "ensure-table" },
         { op: "add-set", set: { name: "cali40s-a", keyType: "ipv4_addr", interval: true } },
         { op: "add-set", set: { name: "cali60s-a", keyType: "ipv6_addr", interval: true } },
-        { op: "add-set", set: { name: "cali40n-a", keyType: "ipv4_addr . inet_proto . inet_service", interval: false } },
-        { op: "add-set", set: { name: "cali60n-a", keyType: "ipv6_addr . inet_proto . inet_service", interval: false } },
+        {
+          op: "add-set",
+          set: { name: "cali40n-a", keyType: "ipv4_addr . inet_proto . inet_service", interval: false },
+        },
+        {
+          op: "add-set",
+          set: { name: "cali60n-a", keyType: "ipv6_addr . inet_proto . inet_service", interval: false },
+        },
         { op: "add-map", map: { name: "filter-cali-to-wl-dispatch", keyType: "ifname" } },
         { op: "add-chain", chain: "filter-cali-tw-x" },
         { op: "add-elements", set: "cali40s-a", elements: ["198.19.0.1", "198.19.0.2", "198.19.8.0/22"] },
@@ -113,7 +128,11 @@ describe("netlink element batches in a real namespace", { skip: skipReason() }, 
             { op: "ensure-table" },
             { op: "add-elements", set: "cali40s-a", elements: ["198.19.0.3", "198.19.0.10-198.19.0.20"] },
             { op: "add-elements", set: "cali60s-a", elements: ["fd00:19:0:1::5", "fd00:19:0:2::/64"] },
-            { op: "add-elements", set: "cali40n-a", elements: ["198.19.0.1 . 6 . 8080", "198.19.0.1 . 17 . 53"] },
+            {
+              op: "add-elements",
+              set: "cali40n-a",
+              elements: ["198.19.0.1 . 6 . 8080", "198.19.0.1 . 17 . 53"],
+            },
             { op: "add-elements", set: "cali60n-a", elements: ["fd00:19:0:1::5 . 6 . 443"] },
             {
               op: "add-map-elements",
@@ -128,13 +147,20 @@ describe("netlink element batches in a real namespace", { skip: skipReason() }, 
         "ok",
       ],
       // Elements nft -f wrote (setup), deleted over netlink; and adjacent intervals.
-      [{ ops: [{ op: "delete-elements", set: "cali40s-a", elements: ["198.19.0.2", "198.19.8.0/22"] }] }, "ok"],
+      [
+        { ops: [{ op: "delete-elements", set: "cali40s-a", elements: ["198.19.0.2", "198.19.8.0/22"] }] },
+        "ok",
+      ],
       [
         {
           ops: [
             { op: "delete-elements", set: "cali40n-a", elements: ["198.19.0.1 . 17 . 53"] },
             { op: "delete-map-elements", map: "filter-cali-to-wl-dispatch", keys: ["cali2"] },
-            { op: "add-map-elements", map: "filter-cali-to-wl-dispatch", elements: [["cali2", { type: "accept" }]] },
+            {
+              op: "add-map-elements",
+              map: "filter-cali-to-wl-dispatch",
+              elements: [["cali2", { type: "accept" }]],
+            },
           ],
         },
         "ok",

@@ -163,7 +163,14 @@ function elementAttr(e: RawElement): Buffer {
   return nested(NFTA_LIST_ELEM, parts);
 }
 
-function message(type: number, flags: number, seq: number, family: number, resId: number, body: Buffer): Buffer {
+function message(
+  type: number,
+  flags: number,
+  seq: number,
+  family: number,
+  resId: number,
+  body: Buffer,
+): Buffer {
   const head = Buffer.alloc(20);
   head.writeUInt32LE(20 + body.length, 0);
   head.writeUInt16LE(type, 4);
@@ -192,7 +199,9 @@ export function encodeElementBatch(
   firstSeq = 1,
 ): EncodedBatch {
   let seq = firstSeq;
-  const msgs: Buffer[] = [message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, Buffer.alloc(0))];
+  const msgs: Buffer[] = [
+    message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, Buffer.alloc(0)),
+  ];
   const seqs: number[] = [];
   for (const op of ops) {
     const name = "set" in op ? op.set : op.map;
@@ -331,7 +340,7 @@ export function sendBatch(c: Libc, netns: string | undefined, batch: EncodedBatc
         throw fail("recv", e);
       }
       if (n === 0) break;
-      for (let off = 0; off + 16 <= n; ) {
+      for (let off = 0; off + 16 <= n;) {
         const len = buf.readUInt32LE(off);
         const type = buf.readUInt16LE(off + 4);
         // nlmsgerr: int error, then the request's header (its seq at +8); CAP_ACK: header only.

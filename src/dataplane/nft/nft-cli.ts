@@ -53,7 +53,13 @@ export interface NftCliStats {
   netlinkFallbacks: number;
 }
 
-const ELEMENT_OPS = new Set(["ensure-table", "add-elements", "delete-elements", "add-map-elements", "delete-map-elements"]);
+const ELEMENT_OPS = new Set([
+  "ensure-table",
+  "add-elements",
+  "delete-elements",
+  "add-map-elements",
+  "delete-map-elements",
+]);
 
 /** The element operations of an element-only transaction, or undefined. */
 function elementOps(tx: Transaction): ElementOp[] | undefined {
@@ -218,7 +224,8 @@ export class NftCli implements Nft {
       if (o.op === "delete-table") this.targets.clear();
       else if (o.op === "add-set")
         this.targets.set(o.set.name, { keyType: o.set.keyType, interval: o.set.interval, map: false });
-      else if (o.op === "add-map") this.targets.set(o.map.name, { keyType: "ifname", interval: false, map: true });
+      else if (o.op === "add-map")
+        this.targets.set(o.map.name, { keyType: "ifname", interval: false, map: true });
       else if (o.op === "delete-set") this.targets.delete(o.set);
       else if (o.op === "delete-map") this.targets.delete(o.map);
     }
@@ -256,7 +263,8 @@ export class NftCli implements Nft {
     this.targets.clear();
     for (const [n, st] of listing.sets)
       this.targets.set(n, { keyType: st.spec.keyType, interval: st.spec.interval, map: false });
-    for (const n of listing.maps.keys()) this.targets.set(n, { keyType: "ifname", interval: false, map: true });
+    for (const n of listing.maps.keys())
+      this.targets.set(n, { keyType: "ifname", interval: false, map: true });
     return listing;
   }
 }
