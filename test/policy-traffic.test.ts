@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { decodeResources } from "../src/api/codec.js";
+import { runOk } from "../src/dataplane/netns.js";
 import type { AnyResource } from "../src/api/resource.js";
 import { EXT_V4, EXT_V6, HOST_V4, OneHostFabric } from "./helpers/one-host-fabric.js";
 import { waitForAgent } from "./helpers/agent-status.js";
@@ -351,6 +352,9 @@ describe("policy enforced by calico-node, checked with real packets", { skip }, 
             applied.push((await fabric.store!.apply(r.resource)).resource);
           }
           await waitForAgent(fabric, await latestRevision(fabric));
+          // Flows accepted under the previous scenario stay accepted (conntrack), as in Calico;
+          // forget them so each matrix measures this scenario's policy alone.
+          await runOk("conntrack", ["-F"], { netns: fabric.host });
           const m = await measure(sc, family);
           assert.ok(
             m.ok,
