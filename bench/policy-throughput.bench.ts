@@ -6,7 +6,12 @@
  *       allows the client (realistic rule work for a connection's first packet), and
  *   (c) the bare routed path: same routes and sysctls, the agent stopped and table
  *       `inet calico` deleted (the limit).
- * Same run, single TCP stream, `-t 3`, 3 runs each, median. Target (b)/(a) ≥ 95 %.
+ * Same run, single TCP stream, `-t 3`, median of the runs. Because this VM drifts by ±10 %
+ * between minutes, the ratio the target is judged on is measured interleaved: a second
+ * server/client pair on the same host, in the same table but selected by no policy, is
+ * measured alternately with the policed pair (round by round, alternating which goes first),
+ * so drift hits both alike; the ratio is the median of the per-round ratios.
+ * Target: policed pair / unpoliced pair ≥ 95 %.
  *
  *   npx tsc -p . && node dist/bench/policy-throughput.bench.js      (root, iperf3)
  */
@@ -30,6 +35,10 @@ const SECONDS = 3;
 const PORT = 5201;
 const SERVER = { name: "server", v4: "198.19.7.1", v6: "fd00:19:0:7::1" };
 const CLIENT = { name: "client", v4: "198.19.7.2", v6: "fd00:19:0:7::2" };
+/** The control pair: same host and table, selected by no policy. */
+const SERVER2 = { name: "server2", v4: "198.19.7.3", v6: "fd00:19:0:7::3" };
+const CLIENT2 = { name: "client2", v4: "198.19.7.4", v6: "fd00:19:0:7::4" };
+const INTERLEAVED_ROUNDS = 7;
 const V3 = "projectcalico.org/v3";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,9 +72,9 @@ async function iperfOnce(serverNs: string, clientNs: string, ip: string): Promis
   }
 }
 
-async function iperf(serverNs: string, clientNs: string): Promise<number[]> {
+async function iperf(serverNs: string, clientNs: string, ip = SERVER.v4): Promise<number[]> {
   const out: number[] = [];
-  for (let i = 0; i < RUNS; i++) out.push(await iperfOnce(serverNs, clientNs, SERVER.v4));
+  for (let i = 0; i < RUNS; i++) out.push(await iperfOnce(serverNs, clientNs, ip));
   return out;
 }
 
@@ -140,7 +149,7 @@ async function main(): Promise<void> {
       },
     });
     const wl: Record<string, string> = {};
-    for (const w of [SERVER, CLIENT]) {
+    for (const w of [SERVER, CLIENT, SERVER2, CLIENT2]) {
       const netns = await nets.add(w.name);
       wl[w.name] = netns;
       const iface = hostVethName(`${nets.prefix}${w.name}`);
@@ -185,6 +194,23 @@ async function main(): Promise<void> {
       /comment "cali:/g,
     )?.length;
     const withPolicies = await iperf(serverNs, clientNs);
+    // Interleaved A/B: the policed pair and the control pair, alternately.
+    const policed: number[] = [];
+    const control: number[] = [];
+    for (let i = 0; i < INTERLEAVED_ROUNDS; i++) {
+      // Alternate which pair goes first, so drift within a round cancels too.
+      const a = () => iperfOnce(serverNs, clientNs, SERVER.v4);
+      const b = () => iperfOnce(wl.server2!, wl.client2!, SERVER2.v4);
+      if (i % 2 === 0) {
+        policed.push(await a());
+        control.push(await b());
+      } else {
+        control.push(await b());
+        policed.push(await a());
+      }
+    }
+    /** Paired estimate: the median of the per-round ratios. */
+    const pairedRatio = median(policed.map((p, i) => p / control[i]!));
 
     // (c) the bare routed path: stop the agent (kernel state stays), delete its table.
     await agent.stop();
@@ -211,22 +237,44 @@ async function main(): Promise<void> {
         unit: "Gbit/s",
         baseline: mNone,
         ratio: mPol / mNone,
-        note: `${fmt(withPolicies)}; ${rules ?? 0} rules in the table`,
+        note: `${fmt(withPolicies)}; ${rules ?? 0} rules in the table (sequential: drift included)`,
+      },
+      {
+        name: "interleaved: pair selected by no policy (same table)",
+        value: median(control),
+        unit: "Gbit/s",
+        note: fmt(control),
+      },
+      {
+        name: `interleaved: pair selected by ${POLICIES} policies`,
+        value: median(policed),
+        unit: "Gbit/s",
+        baseline: median(control),
+        ratio: pairedRatio,
+        note: `${fmt(policed)}; ratio = median of the per-round ratios`,
       },
     ];
-    const ratio = mPol / mNone;
+    const ratio = pairedRatio;
     console.log(
-      `target ${POLICIES} policies vs none ≥ 95 %: ${(ratio * 100).toFixed(1)} % ${ratio >= 0.95 ? "MET" : "NOT MET"}`,
+      `target ${POLICIES} policies vs none (interleaved) ≥ 95 %: ${(ratio * 100).toFixed(1)} % ${ratio >= 0.95 ? "MET" : "NOT MET"}`,
     );
     const report: BenchReport & { targets: unknown[] } = {
       bench: "policy-throughput",
       startedAt: new Date().toISOString(),
       machine: machineInfo(),
-      params: { policies: POLICIES, runs: RUNS, seconds: SECONDS, streams: 1, tool: "iperf3", family: 4 },
+      params: {
+        policies: POLICIES,
+        runs: RUNS,
+        interleavedRounds: INTERLEAVED_ROUNDS,
+        seconds: SECONDS,
+        streams: 1,
+        tool: "iperf3",
+        family: 4,
+      },
       rows,
       targets: [
         {
-          measure: `throughput with ${POLICIES} policies / with none`,
+          measure: `throughput with ${POLICIES} policies / with none (interleaved pairs, same table)`,
           target: "≥ 95 %",
           value: ratio * 100,
           unit: "%",
