@@ -88,14 +88,14 @@ const CASES: [string, unknown, unknown][] = [
       ingress: [
         {
           from: [
-            { ipBlock: { cidr: "172.17.0.0/16", except: ["172.17.1.0/24"] } },
+            { ipBlock: { cidr: "198.19.0.0/16", except: ["198.19.1.0/24"] } },
             { namespaceSelector: { matchLabels: { project: "myproject" } } },
             { podSelector: { matchLabels: { role: "frontend" } } },
           ],
           ports: [{ protocol: "TCP", port: 6379 }],
         },
       ],
-      egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/24" } }], ports: [{ protocol: "TCP", port: 5978 }] }],
+      egress: [{ to: [{ ipBlock: { cidr: "198.18.0.0/24" } }], ports: [{ protocol: "TCP", port: 5978 }] }],
     }),
     calico({
       selector: `${K8S} && role == 'db'`,
@@ -103,7 +103,7 @@ const CASES: [string, unknown, unknown][] = [
         {
           action: "Allow",
           protocol: "TCP",
-          source: { nets: ["172.17.0.0/16"], notNets: ["172.17.1.0/24"] },
+          source: { nets: ["198.19.0.0/16"], notNets: ["198.19.1.0/24"] },
           destination: { ports: [6379] },
         },
         {
@@ -119,7 +119,7 @@ const CASES: [string, unknown, unknown][] = [
           destination: { ports: [6379] },
         },
       ],
-      egress: [{ action: "Allow", protocol: "TCP", destination: { nets: ["10.0.0.0/24"], ports: [5978] } }],
+      egress: [{ action: "Allow", protocol: "TCP", destination: { nets: ["198.18.0.0/24"], ports: [5978] } }],
       types: ["Ingress", "Egress"],
     }),
   ],
@@ -139,7 +139,7 @@ const CASES: [string, unknown, unknown][] = [
       policyTypes: ["Egress"],
       egress: [
         {
-          to: [{ ipBlock: { cidr: "10.0.0.0/24" } }],
+          to: [{ ipBlock: { cidr: "198.18.0.0/24" } }],
           ports: [{ protocol: "TCP", port: 32000, endPort: 32768 }],
         },
       ],
@@ -147,7 +147,7 @@ const CASES: [string, unknown, unknown][] = [
     calico({
       selector: K8S,
       egress: [
-        { action: "Allow", protocol: "TCP", destination: { nets: ["10.0.0.0/24"], ports: ["32000:32768"] } },
+        { action: "Allow", protocol: "TCP", destination: { nets: ["198.18.0.0/24"], ports: ["32000:32768"] } },
       ],
       types: ["Egress"],
     }),
@@ -352,17 +352,17 @@ void describe("convertK8sNetworkPolicy rejects malformed input with k8s paths", 
     ["egress uses from", k8s({ egress: [{ from: [] }] }), ["spec.egress[0].from"]],
     [
       "ipBlock with podSelector",
-      k8s({ ingress: [{ from: [{}, { ipBlock: { cidr: "10.0.0.0/8" }, podSelector: {} }] }] }),
+      k8s({ ingress: [{ from: [{}, { ipBlock: { cidr: "198.18.0.0/15" }, podSelector: {} }] }] }),
       ["spec.ingress[0].from[0]", "spec.ingress[0].from[1]"],
     ],
     [
       "bad cidr",
-      k8s({ ingress: [{ from: [{ podSelector: {} }, { ipBlock: { cidr: "10.0.0.0/33" } }] }] }),
+      k8s({ ingress: [{ from: [{ podSelector: {} }, { ipBlock: { cidr: "198.18.0.0/33" } }] }] }),
       ["spec.ingress[0].from[1].ipBlock.cidr"],
     ],
     [
       "bare IP cidr",
-      k8s({ ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.1" } }] }] }),
+      k8s({ ingress: [{ from: [{ ipBlock: { cidr: "198.18.0.1" } }] }] }),
       ["spec.ingress[0].from[0].ipBlock.cidr"],
     ],
     [
@@ -372,17 +372,17 @@ void describe("convertK8sNetworkPolicy rejects malformed input with k8s paths", 
     ],
     [
       "except outside cidr",
-      k8s({ ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/16", except: ["10.1.0.0/24"] } }] }] }),
+      k8s({ ingress: [{ from: [{ ipBlock: { cidr: "198.18.0.0/16", except: ["198.19.0.0/24"] } }] }] }),
       ["spec.ingress[0].from[0].ipBlock.except[0]"],
     ],
     [
       "except equal to cidr",
-      k8s({ ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/16", except: ["10.0.0.0/16"] } }] }] }),
+      k8s({ ingress: [{ from: [{ ipBlock: { cidr: "198.18.0.0/16", except: ["198.18.0.0/16"] } }] }] }),
       ["spec.ingress[0].from[0].ipBlock.except[0]"],
     ],
     [
       "except other family",
-      k8s({ egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/16", except: ["fd00::/64"] } }] }] }),
+      k8s({ egress: [{ to: [{ ipBlock: { cidr: "198.18.0.0/16", except: ["fd00::/64"] } }] }] }),
       ["spec.egress[0].to[0].ipBlock.except[0]"],
     ],
     [

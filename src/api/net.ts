@@ -104,7 +104,7 @@ export function hostMask(family: IPFamily, prefix: number): bigint {
   return (1n << bits) - 1n;
 }
 
-/** True when no host bits are set (e.g. `10.0.0.0/24`, not `10.0.0.1/24`). */
+/** True when no host bits are set (e.g. `198.18.0.0/24`, not `198.19.0.1/24`). */
 export function isMasked(c: CIDR): boolean {
   return (c.addr & hostMask(c.family, c.prefix)) === 0n;
 }

@@ -244,7 +244,7 @@ describe("IPAM assign and release", () => {
     const a = await ipam.assignIP("198.19.0.77", "h1", { pod: "x" }, "n1");
     assert.equal(a.cidr, "198.19.0.77/28");
     await assert.rejects(ipam.assignIP("198.19.0.77", "h2", null, "n2"), isAddressInUse);
-    await assert.rejects(ipam.assignIP("192.168.9.9", "h2", null, "n2"), isNotInPool);
+    await assert.rejects(ipam.assignIP("198.18.9.9", "h2", null, "n2"), isNotInPool);
     // Auto-assign on the same node uses the block assignIP claimed, never the taken address.
     const more = await ipam.autoAssign({ node: "n1", handleID: "h3", num4: 15 });
     assert.ok(!more.ipv4.some((x) => x.address === "198.19.0.77"));

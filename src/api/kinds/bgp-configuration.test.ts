@@ -19,7 +19,7 @@ describe("BGPConfiguration", () => {
       nodeToNodeMeshEnabled: true,
       nodeMeshMaxRestartTime: "120s",
       asNumber: 63400,
-      serviceClusterIPs: [{ cidr: "10.96.0.0/12" }],
+      serviceClusterIPs: [{ cidr: "198.19.0.0/16" }],
       serviceExternalIPs: [{ cidr: "104.244.42.129/32" }, { cidr: "172.217.3.0/24" }],
       listenPort: 178,
       bindMode: "NodeIP",
@@ -68,7 +68,7 @@ describe("BGPConfiguration", () => {
     ["an unknown bindMode", { bindMode: "All" }, "spec.bindMode", /None, NodeIP/],
     [
       "an unmasked service CIDR",
-      { serviceClusterIPs: [{ cidr: "10.96.0.1/12" }] },
+      { serviceClusterIPs: [{ cidr: "198.19.0.1/16" }] },
       "spec.serviceClusterIPs[0].cidr",
       /host bits/,
     ],

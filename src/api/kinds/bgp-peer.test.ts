@@ -14,7 +14,7 @@ describe("BGPPeer", () => {
 
   it("accepts the example from Calico's BGPPeer reference unchanged", () => {
     assert.deepEqual(
-      issuesFor(K, { node: "rack1-host1", peerIP: "192.168.1.1", asNumber: 63400 }, "some.name"),
+      issuesFor(K, { node: "rack1-host1", peerIP: "198.18.1.1", asNumber: 63400 }, "some.name"),
       [],
     );
   });

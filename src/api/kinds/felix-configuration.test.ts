@@ -250,7 +250,7 @@ describe("FelixConfiguration", () => {
     ["an IPv6 external node", { externalNodesList: ["fd00::/64"] }, "spec.externalNodesList[0]", /IPv4/],
     [
       "a malformed DSR opt-out CIDR",
-      { bpfDSROptoutCIDRs: ["10.0.0.0/33"] },
+      { bpfDSROptoutCIDRs: ["198.18.0.0/33"] },
       "spec.bpfDSROptoutCIDRs[0]",
       /CIDR/,
     ],

@@ -16,7 +16,7 @@ describe("HostEndpoint", () => {
     const spec = {
       interfaceName: "eth0",
       node: "myhost",
-      expectedIPs: ["192.168.0.1", "192.168.0.2"],
+      expectedIPs: ["198.18.0.1", "198.18.0.2"],
       profiles: ["profile1", "profile2"],
       ports: [
         { name: "some-port", port: 1234, protocol: "TCP" },

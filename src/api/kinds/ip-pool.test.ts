@@ -14,7 +14,7 @@ describe("IPPool", () => {
 
   it("accepts the example from Calico's IPPool reference unchanged", { skip: SKIP_WITHOUT_SELECTORS }, () => {
     const spec = {
-      cidr: "10.1.0.0/16",
+      cidr: "198.19.0.0/16",
       ipipMode: "CrossSubnet",
       natOutgoing: true,
       disabled: false,

@@ -13,7 +13,7 @@ describe("IPReservation", () => {
 
   it("accepts the example from Calico's IPReservation reference unchanged", () => {
     assert.deepEqual(
-      issuesFor(K, { reservedCIDRs: ["192.168.2.3", "10.0.2.3/32", "cafe:f00d::/123"] }, "my-ipreservation"),
+      issuesFor(K, { reservedCIDRs: ["198.19.2.3", "198.19.3.3/32", "cafe:f00d::/123"] }, "my-ipreservation"),
       [],
     );
   });

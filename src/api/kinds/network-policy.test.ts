@@ -95,10 +95,10 @@ const DOC_EXAMPLES: [KindDef, AnyResource][] = [
         doNotTrack: true,
         applyOnForward: true,
         ingress: [
-          { action: "Allow", source: { nets: ["10.0.0.0/8"] } },
+          { action: "Allow", source: { nets: ["198.18.0.0/15"] } },
           { action: "Allow", protocol: "TCP", destination: { ports: [22, "6443:6444"] } },
         ],
-        egress: [{ action: "Allow", destination: { nets: ["10.0.0.0/8"] } }],
+        egress: [{ action: "Allow", destination: { nets: ["198.18.0.0/15"] } }],
       },
       "allow-cluster-internal-ingress",
     ),
@@ -189,14 +189,14 @@ const DOC_EXAMPLES: [KindDef, AnyResource][] = [
         ingress: [
           {
             from: [
-              { ipBlock: { cidr: "172.17.0.0/16", except: ["172.17.1.0/24"] } },
+              { ipBlock: { cidr: "198.19.0.0/16", except: ["198.19.1.0/24"] } },
               { namespaceSelector: { matchLabels: { project: "myproject" } } },
               { podSelector: { matchLabels: { role: "frontend" } } },
             ],
             ports: [{ protocol: "TCP", port: 6379 }],
           },
         ],
-        egress: [{ to: [{ ipBlock: { cidr: "10.0.0.0/24" } }], ports: [{ protocol: "TCP", port: 5978 }] }],
+        egress: [{ to: [{ ipBlock: { cidr: "198.18.0.0/24" } }], ports: [{ protocol: "TCP", port: 5978 }] }],
       },
       "default",
     ),

@@ -20,9 +20,9 @@ describe("Node", () => {
       "the node example from Calico's reference",
       {
         bgp: {
-          ipv4Address: "10.244.0.1/24",
+          ipv4Address: "198.18.0.1/24",
           ipv6Address: "2001:db8:85a3::8a2e:370:7334/120",
-          ipv4IPIPTunnelAddr: "192.168.0.1",
+          ipv4IPIPTunnelAddr: "198.18.0.2",
         },
       },
     ],

@@ -20,7 +20,7 @@ function paths(r: AnyResource): string[] {
 void describe("Profile", () => {
   const DOCS = profile({
     ingress: [
-      { action: "Deny", source: { nets: ["10.0.20.0/24"] } },
+      { action: "Deny", source: { nets: ["198.19.20.0/24"] } },
       { action: "Allow", source: { selector: "stage == 'development'" } },
     ],
     egress: [{ action: "Allow" }],

@@ -146,7 +146,7 @@ describe("WorkloadEndpoint", () => {
       pod: "my-nginx-b1337a",
       interfaceName: "cali0ef24ba",
       mac: "ca:fe:1d:52:bb:e9",
-      ipNetworks: ["192.168.0.0/32"],
+      ipNetworks: ["198.19.0.0/32"],
       profiles: ["profile1"],
       ports: [
         { name: "some-port", port: 1234, protocol: "TCP" },

@@ -79,7 +79,7 @@ export function ruleMatches(
   const dst = family === undefined ? [] : inFamily(r.dstNets, f);
   // Felix `filterNets`: a net list (negated or not) with no entry of this family means the
   // rule is not rendered for it — equivalent to not matching. Dropping only the negation
-  // would make `notNets: [10.0.0.0/8]` match every IPv6 packet.
+  // would make `notNets: [198.18.0.0/15]` match every IPv6 packet.
   if (r.srcNets.length > 0 && src.length === 0) return [];
   if (r.dstNets.length > 0 && dst.length === 0) return [];
   if (family !== undefined && r.notSrcNets.length > 0 && inFamily(r.notSrcNets, f).length === 0) return [];
