@@ -147,7 +147,11 @@ const CASES: [string, unknown, unknown][] = [
     calico({
       selector: K8S,
       egress: [
-        { action: "Allow", protocol: "TCP", destination: { nets: ["198.18.0.0/24"], ports: ["32000:32768"] } },
+        {
+          action: "Allow",
+          protocol: "TCP",
+          destination: { nets: ["198.18.0.0/24"], ports: ["32000:32768"] },
+        },
       ],
       types: ["Egress"],
     }),
