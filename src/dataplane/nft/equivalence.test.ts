@@ -315,6 +315,39 @@ describe("FakeNft and the kernel agree", { skip }, () => {
     }
   });
 
+  // Regression (shrunk from seed -478499349 at 150 runs): a rule with a literal set ({ … })
+  // refused for a missing chain still burns the anonymous set's handle, but no rule handle.
+  it("counts the anonymous set of a rule refused for a missing chain", async () => {
+    const cli = new NftCli({ netns: ns });
+    const fake = new FakeNft();
+    await cli.apply({ ops: [{ op: "ensure-table" }, { op: "delete-table" }] });
+    const rule = (comment: string): Rule => ({
+      matches: [{ type: "ifname", dir: "iif", op: "==", names: ["cali*", "eth0"] }],
+      statements: [],
+      verdict: { type: "accept" },
+      comment,
+    });
+    const steps: { tx: Transaction; expect: "ok" | "failed" }[] = [
+      { expect: "ok", tx: { ops: [{ op: "ensure-table" }] } },
+      { expect: "failed", tx: { ops: [{ op: "add-rule", chain: "cali-nope", rule: rule("lost") }] } },
+      {
+        expect: "ok",
+        tx: {
+          ops: [
+            { op: "add-chain", chain: "cali-a" },
+            { op: "add-rule", chain: "cali-a", rule: rule("kept") },
+          ],
+        },
+      },
+      { expect: "ok", tx: { ops: [{ op: "ensure-table" }, { op: "delete-table" }] } },
+    ];
+    for (const [i, s] of steps.entries()) {
+      assert.equal(await step(cli, fake, s.tx, `step ${i}`), s.expect, `step ${i}`);
+      if (i === 2)
+        assert.deepEqual((await fake.list())?.chains.get("cali-a")?.rules, [{ handle: 4, comment: "kept" }]);
+    }
+  });
+
   it("nft accepts every construct the renderer emits", async () => {
     const cli = new NftCli({ netns: ns });
     const fake = new FakeNft();

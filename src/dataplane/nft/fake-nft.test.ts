@@ -161,6 +161,26 @@ describe("FakeNft", () => {
     assert.deepEqual((await f.list())?.chains.get("cali-a")?.rules, [{ handle: 6 }]);
   });
 
+  it("burns the anonymous-set handle of a rule refused for a missing chain, not a rule handle", async () => {
+    // Measured on nft 1.0.6: the literal's NEWSET precedes the NEWRULE in the batch, so the
+    // anonymous set takes handle 5 before the kernel finds no chain; the rule takes none.
+    const f = fresh();
+    refuses(f, {
+      ops: [
+        {
+          op: "add-rule",
+          chain: "cali-nope",
+          rule: {
+            matches: [{ type: "ifname", dir: "iif", op: "==", names: ["cali*", "eth0"] }],
+            statements: [],
+          },
+        },
+      ],
+    });
+    f.applySync({ ops: [{ op: "add-rule", chain: "cali-a", rule: { matches: [], statements: [] } }] });
+    assert.deepEqual((await f.list())?.chains.get("cali-a")?.rules, [{ handle: 6 }]);
+  });
+
   it("normalises element text to what nft lists", async () => {
     const f = fresh([
       {

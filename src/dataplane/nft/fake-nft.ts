@@ -248,9 +248,11 @@ export class FakeNft implements Nft {
           checkSetUse(op.rule, s, set.spec);
         }
         for (const m of refs.maps) if (!t.maps.has(m)) throw userspace(ENOENT);
+        // The anonymous sets of the rule's literals are NEWSET messages sent before the NEWRULE:
+        // they take their handles even when the rule then fails on a missing chain.
+        t.lastHandle += anonymousSetCount(op.rule);
         const c = t.chains.get(op.chain);
         if (c === undefined) throw kernel(ENOENT);
-        t.lastHandle += anonymousSetCount(op.rule);
         const handle = ++t.lastHandle; // taken before the expressions are checked
         for (const target of refs.chains) {
           const tc = t.chains.get(target);
