@@ -12,11 +12,28 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 const isRoot = process.getuid?.() === 0;
 const skip = process.env.CI === undefined && !isRoot ? "needs root (network namespaces, port 179)" : false;
+const haveBird = (() => {
+  try {
+    execFileSync("bird", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skipBird =
+  skip !== false
+    ? skip
+    : process.env.CI === undefined && !haveBird
+      ? "needs BIRD 2 (apt-get install bird2)"
+      : false;
 
 interface Cmd {
   id: number;
@@ -37,8 +54,14 @@ async function child(): Promise<void> {
     holdTime: 3,
     connectRetryTime: 1,
     idleHoldTime: 0.2,
+    maxIdleHoldTime: 1,
   });
-  speaker.addPeer({ address: process.env.SPK_PEER!, asn: 64512 });
+  const peers = JSON.parse(process.env.SPK_PEERS!) as {
+    address: string;
+    asn: number;
+    families?: (4 | 6)[];
+  }[];
+  for (const p of peers) speaker.addPeer(p);
   await speaker.start();
   out({ ev: "ready" });
   for await (const line of createInterface({ input: process.stdin })) {
@@ -80,7 +103,11 @@ class SpeakerProcess {
   readonly proc: ChildProcess;
   readonly lines: Reply[] = [];
   #next = 1;
-  constructor(ns: string, routerId: string, peer: string) {
+  constructor(
+    ns: string,
+    routerId: string,
+    peers: { address: string; asn: number; passive?: boolean; families?: (4 | 6)[] }[],
+  ) {
     this.proc = spawn(
       "nsenter",
       [`--net=/run/netns/${ns}`, "--", process.execPath, fileURLToPath(import.meta.url)],
@@ -89,7 +116,7 @@ class SpeakerProcess {
           ...process.env,
           BGP_SPEAKER_CHILD: "1",
           SPK_ROUTER_ID: routerId,
-          SPK_PEER: peer,
+          SPK_PEERS: JSON.stringify(peers),
           SPK_NETNS: ns,
         },
         stdio: ["pipe", "pipe", "inherit"],
@@ -111,20 +138,26 @@ class SpeakerProcess {
     assert.ok(r.ok, `${cmd.cmd} failed: ${r.error}`);
     return r;
   }
-  async peerState(): Promise<string> {
-    return (await this.send({ cmd: "status" })).status?.peers[0]?.state ?? "?";
+  async peerState(i = 0): Promise<string> {
+    return (await this.send({ cmd: "status" })).status?.peers[i]?.state ?? "?";
   }
 }
 
-async function until(what: string, pred: () => boolean | Promise<boolean>, ms = 20000): Promise<void> {
+async function until(
+  what: string,
+  pred: () => boolean | Promise<boolean>,
+  ms = 20000,
+  detail: () => string = () => "",
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${detail()}`);
     await sleep(50);
   }
 }
 
-const routesOf = (ns: string, prefix: string) => sh("ip", ["-n", ns, "route", "show", prefix]).trim();
+const routesOf = (ns: string, prefix: string) =>
+  sh("ip", ["-n", ns, prefix.includes(":") ? "-6" : "-4", "route", "show", prefix]).trim();
 
 if (process.env.BGP_SPEAKER_CHILD) {
   await child();
@@ -158,8 +191,12 @@ if (process.env.BGP_SPEAKER_CHILD) {
         sh("ip", ["-n", ns, "addr", "add", addr, "dev", dev]);
         sh("ip", ["-n", ns, "link", "set", dev, "up"]);
       }
-      a = new SpeakerProcess(NS_A, "198.18.0.1", "198.18.0.2");
-      b = new SpeakerProcess(NS_B, "198.18.0.2", "198.18.0.1");
+      a = new SpeakerProcess(NS_A, "198.18.0.1", [{ address: "198.18.0.2", asn: 64512 }]);
+      b = new SpeakerProcess(NS_B, "198.18.0.2", [
+        // Passive: two active speakers that refuse each other while Idle can back off in
+        // lockstep (both Idle with "Cease / connection rejected"); see docs/bgp.md "Speaker".
+        { address: "198.18.0.1", asn: 64512, passive: true },
+      ]);
       await until("both speakers ready", () => [a!, b!].every((s) => s.lines.some((l) => l.ev === "ready")));
     });
 
@@ -176,7 +213,15 @@ if (process.env.BGP_SPEAKER_CHILD) {
     });
 
     it("reaches Established both ways", async () => {
-      await until("A Established", async () => (await a!.peerState()) === "Established");
+      await until(
+        "A Established",
+        async () => {
+          const [sa, sb] = [await a!.peerState(), await b!.peerState()];
+          return sa === "Established" && sb === "Established";
+        },
+        20000,
+        () => JSON.stringify([a!.lines.at(-1), b!.lines.at(-1)]),
+      );
       await until("B Established", async () => (await b!.peerState()) === "Established");
     });
 
@@ -208,4 +253,160 @@ if (process.env.BGP_SPEAKER_CHILD) {
       assert.match(routesOf(NS_B, "198.19.1.0/26"), /proto 83/);
     });
   });
+
+  describe(
+    "BGP speaker against BIRD 2: iBGP over IPv4 and IPv6, routes both ways, traffic",
+    { skip: skipBird },
+    () => {
+      const NS_BIRD = `ctsspc-${process.pid}`;
+      const NS_US = `ctsspd-${process.pid}`;
+      let dir = "";
+      let bird: ChildProcess | undefined;
+      let us: SpeakerProcess | undefined;
+      const birdc = (...args: string[]): string => {
+        try {
+          return sh("birdc", ["-s", join(dir, "bird.ctl"), ...args]);
+        } catch (err) {
+          return `birdc failed: ${(err as Error).message}`;
+        }
+      };
+
+      before(async () => {
+        dir = mkdtempSync(join(tmpdir(), "cts-spk-bird-"));
+        sh("ip", ["netns", "add", NS_BIRD]);
+        sh("ip", ["netns", "add", NS_US]);
+        sh("ip", [
+          "link",
+          "add",
+          "ctsspc0",
+          "netns",
+          NS_BIRD,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          "ctsspd0",
+          "netns",
+          NS_US,
+        ]);
+        for (const [ns, dev, addrs, lo] of [
+          [NS_BIRD, "ctsspc0", ["198.18.0.1/24", "fd00::1/64"], ["198.19.1.1/32", "fd00:19:0:1::1/128"]],
+          [NS_US, "ctsspd0", ["198.18.0.2/24", "fd00::2/64"], ["198.19.2.1/32", "fd00:19:0:2::1/128"]],
+        ] as const) {
+          sh("ip", ["-n", ns, "link", "set", "lo", "up"]);
+          for (const a of addrs)
+            sh("ip", ["-n", ns, "addr", "add", a, "dev", dev, ...(a.includes(":") ? ["nodad"] : [])]);
+          for (const a of lo) sh("ip", ["-n", ns, "addr", "add", a, "dev", "lo"]);
+          sh("ip", ["-n", ns, "link", "set", dev, "up"]);
+        }
+        const conf = join(dir, "bird.conf");
+        // reference/lab-recipes.md §3: kernel protocols install what BGP learns; statics are exported.
+        writeFileSync(
+          conf,
+          `router id 198.18.0.1;
+log "${dir}/bird.log" all;
+protocol device { scan time 2; }
+protocol kernel k4 { learn; scan time 2; merge paths on; ipv4 { import none; export filter { if proto = "static4" then reject; accept; }; }; }
+protocol kernel k6 { learn; scan time 2; ipv6 { import none; export filter { if proto = "static6" then reject; accept; }; }; }
+protocol static static4 { ipv4; route 198.19.1.0/26 blackhole; }
+protocol static static6 { ipv6; route fd00:19:0:1::/64 blackhole; }
+protocol bgp peer4 {
+  local 198.18.0.1 as 64512; neighbor 198.18.0.2 as 64512; direct; hold time 3;
+  connect retry time 2; connect delay time 1; error wait time 1, 4;
+  ipv4 { import all; export where proto = "static4"; next hop self; };
+}
+protocol bgp peer6 {
+  local fd00::1 as 64512; neighbor fd00::2 as 64512; direct; hold time 3;
+  connect retry time 2; connect delay time 1; error wait time 1, 4;
+  ipv6 { import all; export where proto = "static6"; next hop self; };
+}
+`,
+        );
+        sh("bird", ["-p", "-c", conf]);
+        bird = spawn(
+          "nsenter",
+          [`--net=/run/netns/${NS_BIRD}`, "--", "bird", "-f", "-c", conf, "-s", join(dir, "bird.ctl")],
+          {
+            stdio: "ignore",
+          },
+        );
+        us = new SpeakerProcess(NS_US, "198.18.0.2", [
+          { address: "198.18.0.1", asn: 64512, families: [4] },
+          { address: "fd00::1", asn: 64512, families: [6] },
+        ]);
+        await until("our speaker ready", () => us!.lines.some((l) => l.ev === "ready"));
+      });
+
+      after(() => {
+        us?.proc.kill("SIGKILL");
+        bird?.kill("SIGTERM");
+        for (const ns of [NS_BIRD, NS_US]) {
+          try {
+            sh("ip", ["netns", "del", ns]);
+          } catch {
+            /* already gone */
+          }
+        }
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      });
+
+      it("both sessions Established", async () => {
+        await until("v4 Established", async () => (await us!.peerState(0)) === "Established");
+        await until("v6 Established", async () => (await us!.peerState(1)) === "Established");
+      });
+
+      it("BIRD's routes land in our kernel with proto 84, ours in BIRD's kernel", async () => {
+        await us!.send({ cmd: "originate", prefix: "198.19.2.0/26" });
+        await us!.send({ cmd: "originate", prefix: "fd00:19:0:2::/64" });
+        await until("v4 route from BIRD", () =>
+          /via 198\.18\.0\.1 .*proto 84/.test(routesOf(NS_US, "198.19.1.0/26")),
+        );
+        await until(
+          "v6 route from BIRD",
+          () => /via fd00::1 .*proto 84/.test(routesOf(NS_US, "fd00:19:0:1::/64")),
+          20000,
+          () =>
+            `${sh("ip", ["-n", NS_US, "-6", "route"])}\n${JSON.stringify(us!.lines.at(-1))}\n${birdc("show", "route", "all")}`,
+        );
+        await until(
+          "v4 route in BIRD's kernel",
+          () => /via 198\.18\.0\.2 .*proto bird/.test(routesOf(NS_BIRD, "198.19.2.0/26")),
+          10000,
+        ).catch((e: unknown) => {
+          throw new Error(`${(e as Error).message}\n${birdc("show", "route", "all")}`);
+        });
+        await until(
+          "v6 route in BIRD's kernel",
+          () => /via fd00::2 .*proto bird/.test(routesOf(NS_BIRD, "fd00:19:0:2::/64")),
+          10000,
+        );
+      });
+
+      it("traffic flows over the BGP-learned routes, IPv4 and IPv6", () => {
+        sh("ip", ["netns", "exec", NS_US, "ping", "-c", "1", "-W", "2", "-I", "198.19.2.1", "198.19.1.1"]);
+        sh("ip", [
+          "netns",
+          "exec",
+          NS_US,
+          "ping",
+          "-6",
+          "-c",
+          "1",
+          "-W",
+          "2",
+          "-I",
+          "fd00:19:0:2::1",
+          "fd00:19:0:1::1",
+        ]);
+      });
+
+      it("BIRD withdrawing (protocol disabled) removes the route from our kernel", async () => {
+        birdc("disable", "peer4");
+        await until("v4 route gone", () => !routesOf(NS_US, "198.19.1.0/26").includes("proto 84"));
+        assert.match(routesOf(NS_US, "fd00:19:0:1::/64"), /proto 84/);
+        birdc("enable", "peer4");
+        await until("v4 route back", () => routesOf(NS_US, "198.19.1.0/26").includes("proto 84"));
+      });
+    },
+  );
 }

@@ -39,6 +39,7 @@ export interface SpeakerConfig {
   holdTime?: number;
   connectRetryTime?: number;
   idleHoldTime?: number;
+  maxIdleHoldTime?: number;
   /** Program the kernel (default true); false for pure-routing uses such as a reflector. */
   programKernel?: boolean;
 }
@@ -128,16 +129,16 @@ export class BgpSpeaker {
   /** Listen, remove leftover routes of ours from the kernel (unless we offer graceful restart:
    * then they stay until refreshed or the restart time is up), and start the peers. */
   async start(): Promise<void> {
-    await this.#listener.listen();
     if (this.kernel) {
       if (this.#cfg.gracefulRestartTime === undefined) await this.kernel.sweep();
       else {
-        setTimeout(
-          () => void this.kernel?.sweep().catch((e: unknown) => this.#error(String(e))),
-          this.#cfg.gracefulRestartTime * 1000,
-        ).unref();
+        const sweep = () => void this.kernel?.sweep().catch((e: unknown) => this.#error(String(e)));
+        setTimeout(sweep, this.#cfg.gracefulRestartTime * 1000).unref();
       }
     }
+    // Listen only now: a connection accepted while our sessions are still Idle would be
+    // rejected (Cease / Connection Rejected) and both sides would back off.
+    await this.#listener.listen();
     this.#started = true;
     for (const p of this.#peers.values()) p.session.start();
   }
@@ -167,6 +168,7 @@ export class BgpSpeaker {
       ...(this.#cfg.holdTime !== undefined ? { holdTime: this.#cfg.holdTime } : {}),
       ...(this.#cfg.connectRetryTime !== undefined ? { connectRetryTime: this.#cfg.connectRetryTime } : {}),
       ...(this.#cfg.idleHoldTime !== undefined ? { idleHoldTime: this.#cfg.idleHoldTime } : {}),
+      ...(this.#cfg.maxIdleHoldTime !== undefined ? { maxIdleHoldTime: this.#cfg.maxIdleHoldTime } : {}),
       ...(gr !== undefined ? { gracefulRestart: { restartTime: gr, forwardingPreserved: true } } : {}),
     });
     const entry: PeerEntry = { cfg: { ...cfg, address }, session };
