@@ -192,11 +192,9 @@ if (process.env.BGP_SPEAKER_CHILD) {
         sh("ip", ["-n", ns, "link", "set", dev, "up"]);
       }
       a = new SpeakerProcess(NS_A, "198.18.0.1", [{ address: "198.18.0.2", asn: 64512 }]);
-      b = new SpeakerProcess(NS_B, "198.18.0.2", [
-        // Passive: two active speakers that refuse each other while Idle can back off in
-        // lockstep (both Idle with "Cease / connection rejected"); see docs/bgp.md "Speaker".
-        { address: "198.18.0.1", asn: 64512, passive: true },
-      ]);
+      // Both active: a session waiting out its restart back-off takes the peer's connection
+      // instead of refusing it, so two active speakers never lock each other out.
+      b = new SpeakerProcess(NS_B, "198.18.0.2", [{ address: "198.18.0.1", asn: 64512 }]);
       await until("both speakers ready", () => [a!, b!].every((s) => s.lines.some((l) => l.ev === "ready")));
     });
 

@@ -245,6 +245,14 @@ export class Session extends EventEmitter<SessionEvents> {
    * caller has nothing more to do; a NOTIFICATION was sent and the socket closed).
    */
   acceptConnection(socket: net.Socket): boolean {
+    if (this.stateNow === State.Idle && !this.stopped && this.idleHold !== undefined) {
+      // Waiting out the restart back-off while the peer is ready now: start at once and take
+      // its connection. Refusing it here let two active speakers whose back-offs lined up
+      // refuse each other indefinitely.
+      clearTimeout(this.idleHold);
+      this.idleHold = undefined;
+      this.fire({ type: "IdleHoldTimerExpires" });
+    }
     if (this.opts.ttlSecurity) {
       const fd = fdOf(socket);
       if (fd !== undefined) setGtsm(fd, net.isIPv6(normalize(socket.remoteAddress)) ? 6 : 4);
