@@ -45,7 +45,13 @@ export const dispatchMaps = (): MapSpec[] => [
 ];
 
 /** ICMPv6 a workload needs to reach its host before any policy: RS, NS, NA (RFC 4861 §4). */
-const NDP_TYPES = [133, 135, 136];
+const WORKLOAD_NDP_TYPES = [133, 135, 136];
+/** The host's own neighbour discovery on host-endpoint interfaces: RS, RA, NS, NA. */
+const HOST_NDP_TYPES = [133, 134, 135, 136];
+
+/** Accept these ICMPv6 types (none when IPv6 is off). */
+const acceptNdp = (types: number[], ipv6: boolean): Rule[] =>
+  ipv6 ? types.map((t) => r([{ type: "icmp", family: 6, op: "==", icmpType: t }], { type: "accept" })) : [];
 
 function failsafeRules(ports: FailsafePort[], dir: "in" | "out", ipv6: boolean): Rule[] {
   const out: Rule[] = [];
@@ -125,11 +131,7 @@ export function staticChains(
   // The host's own IPv6 neighbour discovery on a host-endpoint interface is never policed:
   // without it every IPv6 packet through that interface (failsafes included) fails once the
   // neighbour caches empty (RFC 4861; Felix accepts ICMPv6 NDP for host endpoints too).
-  const ndp = cfg.ipv6
-    ? [133, 134, 135, 136].map((t) =>
-        r([{ type: "icmp", family: 6, op: "==", icmpType: t }], { type: "accept" }),
-      )
-    : [];
+  const ndp = acceptNdp(HOST_NDP_TYPES, cfg.ipv6);
   const chains: Chain[] = [];
 
   chains.push(
@@ -186,9 +188,7 @@ export function staticChains(
       r([], { type: "drop" }),
     ]),
     chain(CHAIN.wlToHost, [
-      ...(cfg.ipv6
-        ? NDP_TYPES.map((t) => r([{ type: "icmp", family: 6, op: "==", icmpType: t }], { type: "accept" }))
-        : []),
+      ...acceptNdp(WORKLOAD_NDP_TYPES, cfg.ipv6),
       r([], { type: "jump", chain: CHAIN.fromWlDispatch }),
       r(
         [],
