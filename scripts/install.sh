@@ -15,10 +15,11 @@ cd "$(dirname "$0")/.."
 #  - iputils-ping: the probe agents' ICMP probes (real-traffic tests, the lab's matrix).
 #  - procps (sysctl), util-linux (nsenter): the agent sets interface sysctls and enters namespaces.
 #  - conntrack: the real-traffic tests forget earlier flows between scenarios.
+#  - netcat-openbsd: nc, the tracer's kernel cross-check sends TCP with it.
 #  - kubernetes-client: kubectl, a real client of calico-apiserver in its tests; only when no
 #    kubectl is on the machine already (some images ship one from another package, e.g. the
 #    Google Cloud SDK's, and Debian's kubernetes-client would conflict with it over /usr/bin/kubectl).
-APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl iputils-ping procps util-linux conntrack)
+APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-server etcd-client openssl iputils-ping procps util-linux conntrack netcat-openbsd)
 # iperf3: bench/policy-throughput.bench.ts measures workload-to-workload TCP throughput with it.
 APT_PACKAGES+=(iperf3)
 # bird2: test/bgp-bird.test.ts runs BIRD 2 in network namespaces as a real BGP peer of our speaker.
