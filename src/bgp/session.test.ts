@@ -201,6 +201,7 @@ describe("BGP session over loopback TCP", () => {
     );
     await until("closed", () => raw.closed);
     assert.match(A.status().lastError ?? "", /hold timer expired/);
+    assert.match(A.status().lastDown ?? "", /hold timer expired/, "it left Established for this reason");
   });
 
   it("a wrong peer AS gets OPEN Message Error / Bad Peer AS and both sides say why", async () => {

@@ -108,8 +108,10 @@ export interface SessionStatus {
   state: State;
   /** When the current state was entered. */
   since: Date;
-  /** The last reason the session went down, in words. */
+  /** The last reason the session went down, in words (a refused connect counts). */
   lastError?: string;
+  /** Why the session last left Established; kept across the failed connects that follow. */
+  lastDown?: string;
   negotiated?: Negotiated;
 }
 
@@ -164,6 +166,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private stateNow: State = State.Idle;
   private sinceNow = new Date();
   private lastErrorNow: string | undefined;
+  private lastDownNow: string | undefined;
   private negotiatedNow: Negotiated | undefined;
   private primary: Connection | undefined;
   private candidate: Connection | undefined;
@@ -198,6 +201,7 @@ export class Session extends EventEmitter<SessionEvents> {
   status(): SessionStatus {
     const s: SessionStatus = { peerAddress: this.peerAddress, state: this.stateNow, since: this.sinceNow };
     if (this.lastErrorNow !== undefined) s.lastError = this.lastErrorNow;
+    if (this.lastDownNow !== undefined) s.lastDown = this.lastDownNow;
     if (this.negotiatedNow) s.negotiated = this.negotiatedNow;
     return s;
   }
@@ -327,6 +331,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.history.push(change);
       if (this.history.length > HISTORY) this.history.shift();
       this.emit("state", change);
+      if (from === State.Established) this.lastDownNow = t.reason;
       if (t.next === State.Idle) this.wentDown(t.reason);
     }
     for (const a of later) this.perform(a, ev);

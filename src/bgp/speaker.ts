@@ -71,6 +71,8 @@ export interface PeerStatus {
   since: Date;
   /** The last error in words (why the session last went down), if any. */
   info?: string;
+  /** Why the session last left Established, if it ever did. */
+  lastDown?: string;
   routesReceived: number;
 }
 
@@ -214,6 +216,7 @@ export class BgpSpeaker {
         routesReceived: this.#isUp(cfg.address) ? this.rib.adjRibIn(cfg.address).length : 0,
       };
       if (s.lastError !== undefined) row.info = s.lastError;
+      if (s.lastDown !== undefined) row.lastDown = s.lastDown;
       return row;
     });
     const out: SpeakerStatus = {
