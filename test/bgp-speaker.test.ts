@@ -3,9 +3,8 @@
  *
  *   ns A (198.18.0.1/24) ── veth ── ns B (198.18.0.2/24)
  *
- * Node cannot switch namespaces, so each speaker is this file re-run as a child under
- * `nsenter --net=/run/netns/<ns>` (BGP_SPEAKER_CHILD set), driven by JSON lines on stdin and
- * answering on stdout. Checked in the kernel of B: A's 198.19.1.0/26 arrives as
+ * Node cannot switch namespaces, so each speaker is a child process under
+ * `nsenter --net=/run/netns/<ns>` (test/helpers/speaker-process.ts), driven by JSON lines. Checked in the kernel of B: A's 198.19.1.0/26 arrives as
  * `via 198.18.0.1 proto 84`; withdrawing removes it; stopping A (no graceful restart) removes it;
  * a dataplane route (proto 83) of the same prefix is never touched.
  */
@@ -15,8 +14,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { sh, SpeakerProcess, until } from "./helpers/speaker-process.js";
 
 const isRoot = process.getuid?.() === 0;
 const skip = process.env.CI === undefined && !isRoot ? "needs root (network namespaces, port 179)" : false;
@@ -35,136 +33,15 @@ const skipBird =
       ? "needs BIRD 2 (apt-get install bird2)"
       : false;
 
-interface Cmd {
-  id: number;
-  cmd: "originate" | "withdraw" | "status" | "stop";
-  prefix?: string;
-}
-
-// ---- child mode: one speaker in its namespace ----
-
-async function child(): Promise<void> {
-  const { BgpSpeaker } = await import("../src/bgp/speaker.js");
-  const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
-  const speaker = new BgpSpeaker({
-    asn: 64512,
-    routerId: process.env.SPK_ROUTER_ID!,
-    listen: { host: "::", port: 179 },
-    netns: process.env.SPK_NETNS!,
-    holdTime: 3,
-    connectRetryTime: 1,
-    idleHoldTime: 0.2,
-    maxIdleHoldTime: 1,
-  });
-  const peers = JSON.parse(process.env.SPK_PEERS!) as {
-    address: string;
-    asn: number;
-    families?: (4 | 6)[];
-  }[];
-  for (const p of peers) speaker.addPeer(p);
-  await speaker.start();
-  out({ ev: "ready" });
-  for await (const line of createInterface({ input: process.stdin })) {
-    const c = JSON.parse(line) as Cmd;
-    try {
-      if (c.cmd === "originate") speaker.originate(c.prefix!);
-      else if (c.cmd === "withdraw") speaker.withdraw(c.prefix!);
-      else if (c.cmd === "stop") await speaker.stop();
-      await speaker.settled();
-      out({ id: c.id, ok: true, status: speaker.status(), errors: speaker.errors });
-    } catch (err) {
-      out({ id: c.id, ok: false, error: (err as Error).message });
-    }
-    if (c.cmd === "stop") break;
-  }
-  process.exit(0);
-}
-
-// ---- parent mode ----
+// ---- parent ----
 
 const NS_A = `ctsspa-${process.pid}`;
 const NS_B = `ctsspb-${process.pid}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-interface Reply {
-  id?: number;
-  ev?: string;
-  ok?: boolean;
-  error?: string;
-  status?: {
-    peers: { address: string; state: string; info?: string; lastDown?: string }[];
-    locRibSize: number;
-  };
-  errors?: string[];
-}
-
-class SpeakerProcess {
-  readonly proc: ChildProcess;
-  readonly lines: Reply[] = [];
-  #next = 1;
-  constructor(
-    ns: string,
-    routerId: string,
-    peers: { address: string; asn: number; passive?: boolean; families?: (4 | 6)[] }[],
-  ) {
-    this.proc = spawn(
-      "nsenter",
-      [`--net=/run/netns/${ns}`, "--", process.execPath, fileURLToPath(import.meta.url)],
-      {
-        env: {
-          ...process.env,
-          BGP_SPEAKER_CHILD: "1",
-          SPK_ROUTER_ID: routerId,
-          SPK_PEERS: JSON.stringify(peers),
-          SPK_NETNS: ns,
-        },
-        stdio: ["pipe", "pipe", "inherit"],
-      },
-    );
-    createInterface({ input: this.proc.stdout! }).on("line", (l) => {
-      try {
-        this.lines.push(JSON.parse(l) as Reply);
-      } catch {
-        this.lines.push({ ev: "garbage", error: l });
-      }
-    });
-  }
-  async send(cmd: Omit<Cmd, "id">): Promise<Reply> {
-    const id = this.#next++;
-    this.proc.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
-    await until(`reply to ${cmd.cmd}`, () => this.lines.some((l) => l.id === id), 10000);
-    const r = this.lines.find((l) => l.id === id)!;
-    assert.ok(r.ok, `${cmd.cmd} failed: ${r.error}`);
-    return r;
-  }
-  async peerState(i = 0): Promise<string> {
-    return (await this.send({ cmd: "status" })).status?.peers[i]?.state ?? "?";
-  }
-}
-
-async function until(
-  what: string,
-  pred: () => boolean | Promise<boolean>,
-  ms = 20000,
-  detail: () => string = () => "",
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${detail()}`);
-    await sleep(50);
-  }
-}
 
 const routesOf = (ns: string, prefix: string) =>
   sh("ip", ["-n", ns, prefix.includes(":") ? "-6" : "-4", "route", "show", prefix]).trim();
 
-if (process.env.BGP_SPEAKER_CHILD) {
-  await child();
-} else {
+{
   describe("BGP speaker: two of ours in network namespaces, routes in the kernel", { skip }, () => {
     let a: SpeakerProcess | undefined;
     let b: SpeakerProcess | undefined;
@@ -194,11 +71,19 @@ if (process.env.BGP_SPEAKER_CHILD) {
         sh("ip", ["-n", ns, "addr", "add", addr, "dev", dev]);
         sh("ip", ["-n", ns, "link", "set", dev, "up"]);
       }
-      a = new SpeakerProcess(NS_A, "198.18.0.1", [{ address: "198.18.0.2", asn: 64512 }]);
+      a = new SpeakerProcess({
+        ns: NS_A,
+        routerId: "198.18.0.1",
+        peers: [{ address: "198.18.0.2", asn: 64512 }],
+      });
       // Both active: a session waiting out its restart back-off takes the peer's connection
       // instead of refusing it, so two active speakers never lock each other out.
-      b = new SpeakerProcess(NS_B, "198.18.0.2", [{ address: "198.18.0.1", asn: 64512 }]);
-      await until("both speakers ready", () => [a!, b!].every((s) => s.lines.some((l) => l.ev === "ready")));
+      b = new SpeakerProcess({
+        ns: NS_B,
+        routerId: "198.18.0.2",
+        peers: [{ address: "198.18.0.1", asn: 64512 }],
+      });
+      await Promise.all([a.waitReady(), b.waitReady()]);
     });
 
     after(() => {
@@ -332,11 +217,15 @@ protocol bgp peer6 {
             stdio: "ignore",
           },
         );
-        us = new SpeakerProcess(NS_US, "198.18.0.2", [
-          { address: "198.18.0.1", asn: 64512, families: [4] },
-          { address: "fd00::1", asn: 64512, families: [6] },
-        ]);
-        await until("our speaker ready", () => us!.lines.some((l) => l.ev === "ready"));
+        us = new SpeakerProcess({
+          ns: NS_US,
+          routerId: "198.18.0.2",
+          peers: [
+            { address: "198.18.0.1", asn: 64512, families: [4] },
+            { address: "fd00::1", asn: 64512, families: [6] },
+          ],
+        });
+        await us.waitReady();
       });
 
       after(() => {
