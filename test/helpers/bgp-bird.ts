@@ -32,7 +32,12 @@ export class BirdProcess {
     const log = join(this.dir, "bird.log");
     if (typeof config === "string") writeFileSync(this.conf, `log "${log}" all;\n${config}`);
     else config(this.conf, log);
-    execFileSync("bird", ["-p", "-c", this.conf], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      execFileSync("bird", ["-p", "-c", this.conf], { stdio: ["ignore", "pipe", "pipe"] });
+    } catch (err) {
+      rmSync(this.dir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   get socket(): string {

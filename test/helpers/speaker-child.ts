@@ -5,16 +5,29 @@
  * the speaker config and its peers), driven by JSON lines on stdin, answering on stdout.
  */
 import { createInterface } from "node:readline";
+import { formatIP, parseCIDR } from "../../src/api/net.js";
+import { formatId } from "../../src/bgp/session.js";
 import { BgpSpeaker, type PeerConfig, type SpeakerConfig } from "../../src/bgp/speaker.js";
 
 export interface ChildConfig {
   speaker: SpeakerConfig;
   peers: PeerConfig[];
+  /** Prefixes originated before start(), so the first table sent (then End-of-RIB) has them. */
+  originate?: string[];
+}
+
+/** The Loc-RIB best path of one prefix, as the `route` command reports it. */
+export interface BestPath {
+  peer: string;
+  nextHop: string;
+  stale: boolean;
+  originatorId?: string;
+  clusterList?: string[];
 }
 
 export interface ChildCmd {
   id: number;
-  cmd: "originate" | "withdraw" | "status" | "stop" | "count" | "mem" | "waitCount";
+  cmd: "originate" | "withdraw" | "status" | "stop" | "count" | "mem" | "waitCount" | "route";
   prefix?: string;
   /** waitCount: reply once the Loc-RIB holds this many prefixes (or `timeoutMs` passes). */
   count?: number;
@@ -53,10 +66,26 @@ async function waitCount(speaker: BgpSpeaker, cfg: ChildConfig, n: number, timeo
   }
 }
 
+function bestPath(speaker: BgpSpeaker, prefix: string): BestPath | undefined {
+  const c = parseCIDR(prefix);
+  if (!c) throw new Error(`not a prefix: ${prefix}`);
+  const best = speaker.rib.decision(c)?.best;
+  if (!best) return undefined;
+  const a = best.attributes;
+  return {
+    peer: best.peer.id,
+    nextHop: formatIP(best.nextHop.family, best.nextHop.addr),
+    stale: best.stale,
+    ...(a.originatorId !== undefined ? { originatorId: formatId(a.originatorId) } : {}),
+    ...(a.clusterList !== undefined ? { clusterList: a.clusterList.map(formatId) } : {}),
+  };
+}
+
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.SPK_CONFIG ?? "") as ChildConfig;
   const speaker = new BgpSpeaker(cfg.speaker);
   for (const p of cfg.peers) speaker.addPeer(p);
+  for (const p of cfg.originate ?? []) speaker.originate(p);
   await speaker.start();
   out({ ev: "ready", pid: process.pid });
   for await (const line of createInterface({ input: process.stdin })) {
@@ -70,6 +99,7 @@ async function main(): Promise<void> {
       else if (c.cmd === "mem") extra = { mem: mem() };
       else if (c.cmd === "waitCount")
         extra = { wait: await waitCount(speaker, cfg, c.count ?? 0, c.timeoutMs ?? 60000) };
+      else if (c.cmd === "route") extra = { best: bestPath(speaker, c.prefix!) ?? null };
       if (c.cmd === "originate" || c.cmd === "withdraw" || c.cmd === "stop") await speaker.settled();
       const status =
         c.cmd === "count" || c.cmd === "mem" || c.cmd === "waitCount" ? undefined : speaker.status();

@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { PeerConfig, SpeakerConfig } from "../../src/bgp/speaker.js";
-import type { ChildCmd, ChildConfig } from "./speaker-child.js";
+import type { BestPath, ChildCmd, ChildConfig } from "./speaker-child.js";
 
 export interface Reply {
   id?: number;
@@ -22,6 +22,7 @@ export interface Reply {
   errors?: string[];
   counts?: { locRib: number; up: boolean[]; at: number };
   mem?: { heapUsed: number; rss: number };
+  best?: BestPath | null;
   wait?: { firstUp?: number; reached?: number; locRib: number };
 }
 
@@ -54,6 +55,7 @@ export interface SpeakerProcessOptions {
   routerId: string;
   peers: PeerConfig[];
   speaker?: Partial<SpeakerConfig>;
+  originate?: string[];
   /** Extra node flags, e.g. --expose-gc for memory figures. */
   nodeArgs?: string[];
 }
@@ -77,6 +79,7 @@ export class SpeakerProcess {
         ...o.speaker,
       },
       peers: o.peers,
+      ...(o.originate ? { originate: o.originate } : {}),
     };
     const script = fileURLToPath(new URL("./speaker-child.js", import.meta.url));
     this.proc = spawn(
