@@ -8,6 +8,8 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
+import { join } from "node:path";
+import { BgpSpeaker } from "../bgp/speaker.js";
 import { CalcGraph } from "../calc/calc-graph.js";
 import { openDatastore, describeDatastoreSetting } from "../datastore/open.js";
 import { LinuxDataplane } from "../dataplane/linux-dataplane.js";
@@ -64,6 +66,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     )
     .option("--status-file <path>", "write health and the applied datastore revision here after every apply")
     .option("--max-apply-failures <n>", "consecutive failed applies before exiting", (v) => Number(v), 5)
+    .option("--no-bgp", "do not run the BGP speaker (as CALICO_NETWORKING_BACKEND=none)")
+    .option(
+      "--bgp-secrets-dir <dir>",
+      "BGP passwords: secretKeyRef {name, key} is read from <dir>/<name>/<key>",
+      "/etc/calico/bgp-secrets",
+    )
     .addHelpText("after", `\n${describeDatastoreSetting(env)}`)
     .parse(argv);
   const o = program.opts<{
@@ -78,7 +86,20 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     metricsPort?: number;
     maxApplyFailures: number;
     statusFile?: string;
+    bgp: boolean;
+    bgpSecretsDir: string;
   }>();
+  const backend = (env.CALICO_NETWORKING_BACKEND ?? "bird").toLowerCase();
+  // Node cannot open sockets in another namespace: with --netns the speaker would listen and
+  // connect in ours. Run calico-node inside the namespace instead (docs/agent.md "BGP").
+  const bgpDisabledReason = !o.bgp
+    ? "disabled with --no-bgp"
+    : backend === "none"
+      ? "CALICO_NETWORKING_BACKEND=none"
+      : o.netns !== undefined
+        ? "--netns is set: the speaker's sockets would be in this process's namespace, not the host's " +
+          "(run calico-node inside the namespace with nsenter --net=/run/netns/NS instead)"
+        : undefined;
 
   const log = createLogger({ level: parseLogLevel(env.FELIX_LOGSEVERITYSCREEN ?? "") ?? "info" });
   const nodename = o.nodename ?? defaultNodename(env);
@@ -108,6 +129,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
           metricsPort: o.metricsPort,
           maxApplyFailures: o.maxApplyFailures,
           statusFile: o.statusFile,
+          bgpDisabledReason,
           env,
           log,
         },
@@ -122,6 +144,14 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
               config,
               resyncIntervalMs,
             }),
+          createSpeaker: (cfg) => new BgpSpeaker(cfg),
+          bgpSecret: (name, key) => {
+            try {
+              return readFileSync(join(o.bgpSecretsDir, name, key), "utf8").trim();
+            } catch {
+              return undefined;
+            }
+          },
         },
       );
       const run = current;

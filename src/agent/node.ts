@@ -14,6 +14,9 @@ import type { Dataplane, DataplaneConfig } from "../dataplane/types.js";
 import { ResourceStore } from "../datastore/resources.js";
 import { isUnavailable, type Datastore } from "../datastore/types.js";
 import { Agent, type AgentHealth } from "./agent.js";
+import { BgpRunner, type BgpRunStatus, type SpeakerLike } from "./bgp-runner.js";
+import type { SecretLookup } from "./bgp-config.js";
+import type { SpeakerConfig } from "../bgp/speaker.js";
 import { ipCommands, resolveNodeAddress, type AutodetectIO } from "./autodetect.js";
 import {
   FELIX_CONFIG_PREFIX,
@@ -32,7 +35,7 @@ import {
   sysctlWriter,
   type SysctlWriter,
 } from "./startup.js";
-import { Syncer } from "./syncer.js";
+import { SyncStatus, Syncer } from "./syncer.js";
 
 export interface NodeOptions {
   nodename: string;
@@ -51,6 +54,8 @@ export interface NodeOptions {
   maxApplyFailures?: number;
   /** Write the agent's health as JSON here after every apply (the lab and tests read it). */
   statusFile?: string | undefined;
+  /** Why BGP does not run, when that is decided outside the datastore (`--no-bgp`, `--netns`). */
+  bgpDisabledReason?: string | undefined;
 }
 
 export interface NodeDeps {
@@ -63,6 +68,10 @@ export interface NodeDeps {
   }): Dataplane;
   autodetect?: AutodetectIO;
   sysctl?: SysctlWriter;
+  /** The BGP speaker (main.ts: BgpSpeaker in this process's namespace); none ⇒ no BGP. */
+  createSpeaker?(cfg: SpeakerConfig): SpeakerLike;
+  /** Resolves BGPPeer / mesh `secretKeyRef` passwords. */
+  bgpSecret?: SecretLookup;
 }
 
 export type RunEnd = "stopped" | "restart" | Error;
@@ -88,11 +97,21 @@ async function whileUnavailable<T>(
   }
 }
 
+/** How often the status file is refreshed for BGP session changes (only written on a change). */
+const BGP_STATUS_INTERVAL_MS = 500;
+
 /** Replace the status file atomically (write a temporary file, then rename). */
-function writeStatusFile(path: string, nodename: string, health: AgentHealth, log: Logger): void {
+function writeStatusFile(
+  path: string,
+  nodename: string,
+  health: AgentHealth,
+  bgp: BgpRunStatus | undefined,
+  log: Logger,
+): void {
   try {
     const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify({ node: nodename, time: new Date().toISOString(), ...health })}\n`);
+    const body = { node: nodename, time: new Date().toISOString(), pid: process.pid, ...health, bgp };
+    writeFileSync(tmp, `${JSON.stringify(body)}\n`);
     renameSync(tmp, path);
   } catch (err) {
     log.warn("Cannot write the status file", { path, error: err });
@@ -106,6 +125,10 @@ export class CalicoNodeRun {
   private metricsServer: HttpEndpoint | undefined;
   readonly metrics = new AgentMetrics({ defaultMetrics: true });
   private tracker: FelixConfigTracker | undefined;
+  private bgpRunner: BgpRunner | undefined;
+  private bgpTimer: NodeJS.Timeout | undefined;
+  private lastHealth: AgentHealth | undefined;
+  private lastBgpText = "";
   private halted = false;
   private end!: (why: RunEnd) => void;
   readonly stopped: Promise<RunEnd> = new Promise((r) => (this.end = r));
@@ -123,6 +146,9 @@ export class CalicoNodeRun {
   }
   get loop(): Agent | undefined {
     return this.agent;
+  }
+  get bgp(): BgpRunner | undefined {
+    return this.bgpRunner;
   }
 
   private effective(c: AgentConfig): AgentConfig {
@@ -229,23 +255,60 @@ export class CalicoNodeRun {
       onFatal: (err) => void this.halt(err),
       deliveredRevision: () => this.syncer?.deliveredRevision ?? 0,
       onApplied: (health) => {
-        if (opts.statusFile !== undefined) writeStatusFile(opts.statusFile, opts.nodename, health, log);
+        this.lastHealth = health;
+        this.writeStatus();
       },
     });
     const agent = this.agent;
+    const bgp = this.startBgp();
     this.syncer = new Syncer(
       deps.datastore,
       {
         onUpdates: (updates) => {
           this.tracker?.onUpdates(updates);
           agent.onUpdates(updates);
+          bgp?.onUpdates(updates);
         },
-        onStatus: (s) => agent.onStatus(s),
+        onStatus: (s) => {
+          agent.onStatus(s);
+          if (s === SyncStatus.IN_SYNC) bgp?.onInSync();
+        },
       },
       { log },
     );
     this.syncer.start();
     log.info("calico-node started", { node: opts.nodename, netns: opts.netns });
+  }
+
+  /** The BGP runner beside the dataplane (docs/agent.md "BGP"), or undefined when BGP is off. */
+  private startBgp(): BgpRunner | undefined {
+    const { opts, deps } = this;
+    if (opts.bgpDisabledReason !== undefined || deps.createSpeaker === undefined) {
+      opts.log.info("BGP is off", { reason: opts.bgpDisabledReason ?? "no speaker in this build" });
+      return undefined;
+    }
+    this.bgpRunner = new BgpRunner({
+      nodename: opts.nodename,
+      log: opts.log,
+      createSpeaker: deps.createSpeaker.bind(deps),
+      ...(deps.bgpSecret !== undefined ? { secret: deps.bgpSecret } : {}),
+    });
+    if (opts.statusFile !== undefined) {
+      this.bgpTimer = setInterval(() => {
+        if (JSON.stringify(this.bgpRunner?.status()) !== this.lastBgpText) this.writeStatus();
+      }, BGP_STATUS_INTERVAL_MS);
+      this.bgpTimer.unref();
+    }
+    return this.bgpRunner;
+  }
+
+  /** Rewrite the status file after an apply, or when the BGP status changed. */
+  private writeStatus(): void {
+    const path = this.opts.statusFile;
+    if (path === undefined || this.lastHealth === undefined || this.halted) return;
+    const bgp = this.bgpRunner?.status();
+    this.lastBgpText = JSON.stringify(bgp);
+    writeStatusFile(path, this.opts.nodename, this.lastHealth, bgp, this.opts.log);
   }
 
   private async bindServers(
@@ -322,6 +385,8 @@ export class CalicoNodeRun {
     if (this.halted) return;
     this.halted = true;
     this.syncer?.stop();
+    if (this.bgpTimer) clearInterval(this.bgpTimer);
+    await this.bgpRunner?.stop();
     await this.agent?.stop();
     await this.health?.close();
     await this.metricsServer?.close();

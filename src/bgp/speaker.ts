@@ -14,7 +14,7 @@ import { formatCIDR, parseCIDR, parseCIDROrIP, type CIDR, type IPFamily } from "
 import { CalicoError } from "../errors.js";
 import { KernelRoutes, BGP_ROUTE_PROTOCOL } from "./kernel-routes.js";
 import { BgpListener } from "./listener.js";
-import { AFI, SAFI, type AfiSafi } from "./packet/types.js";
+import { AFI, SAFI, type AfiSafi, type PathAttributes } from "./packet/types.js";
 import { LOCAL_PEER_ID, Rib, type Peer, type RibChanges } from "./rib/index.js";
 import { Session, parseId, type Negotiated } from "./session.js";
 import type { State } from "./fsm.js";
@@ -60,6 +60,11 @@ export interface PeerConfig {
   families?: IPFamily[];
   /** Source address for outgoing connections. */
   localAddress?: string;
+  /** RFC 4456 cluster ID (dotted quad) for an `rrClient` peer; default our router ID. */
+  clusterId?: string;
+  /** Graceful-restart time offered to this peer, seconds (0: not offered); default the
+   * speaker's `gracefulRestartTime`. */
+  gracefulRestartTime?: number;
 }
 
 /** One row of `calicoctl node status`. */
@@ -88,7 +93,12 @@ export interface SpeakerStatus {
 interface PeerEntry {
   cfg: PeerConfig;
   session: Session;
+  /** What the last Established negotiated (the session forgets it when it goes down). */
+  negotiated?: Negotiated | undefined;
 }
+
+/** How session.ts words a fall to Idle caused by the peer's NOTIFICATION. */
+const NOTIFICATION_RECEIVED = /^peer sent NOTIFICATION/;
 
 const afiOf = (f: IPFamily): AfiSafi => ({ afi: f === 4 ? AFI.IPV4 : AFI.IPV6, safi: SAFI.UNICAST });
 const familyOfAfi = (afi: number): IPFamily | undefined =>
@@ -155,7 +165,7 @@ export class BgpSpeaker {
       throw new CalicoError("BGP_PEER_EXISTS", `BGP peer ${address} is already configured`);
     const family = net.isIPv6(address) ? 6 : 4;
     const families = (cfg.families ?? [family]).map(afiOf);
-    const gr = this.#cfg.gracefulRestartTime;
+    const gr = cfg.gracefulRestartTime ?? this.#cfg.gracefulRestartTime;
     const session = new Session({
       localAS: this.#cfg.asn,
       peerAS: cfg.asn,
@@ -171,14 +181,16 @@ export class BgpSpeaker {
       ...(this.#cfg.connectRetryTime !== undefined ? { connectRetryTime: this.#cfg.connectRetryTime } : {}),
       ...(this.#cfg.idleHoldTime !== undefined ? { idleHoldTime: this.#cfg.idleHoldTime } : {}),
       ...(this.#cfg.maxIdleHoldTime !== undefined ? { maxIdleHoldTime: this.#cfg.maxIdleHoldTime } : {}),
-      ...(gr !== undefined ? { gracefulRestart: { restartTime: gr, forwardingPreserved: true } } : {}),
+      ...(gr !== undefined && gr > 0
+        ? { gracefulRestart: { restartTime: gr, forwardingPreserved: true } }
+        : {}),
     });
     const entry: PeerEntry = { cfg: { ...cfg, address }, session };
     session.on("established", (n) => this.#established(entry, n));
     session.on("update", (d) => {
       if (this.#isUp(address)) this.#act(this.rib.applyUpdate(address, d));
     });
-    session.on("down", () => this.#down(entry));
+    session.on("down", (reason: string) => this.#down(entry, reason));
     this.#peers.set(address, entry);
     this.#listener.add(session);
     if (this.#started && !this.#stopped) session.start();
@@ -195,9 +207,10 @@ export class BgpSpeaker {
     if (this.#known(key)) this.#act(this.rib.removePeer(key));
   }
 
-  /** Advertise one of our prefixes (an IPAM block, a borrowed /32 or /128). */
-  originate(prefix: string): void {
-    this.#act(this.rib.originate(this.#prefix(prefix)));
+  /** Advertise one of our prefixes (an IPAM block, a borrowed /32 or /128), optionally with
+   * attributes such as communities; originating it again replaces the attributes. */
+  originate(prefix: string, attributes: PathAttributes = {}): void {
+    this.#act(this.rib.originate(this.#prefix(prefix), attributes));
   }
 
   withdraw(prefix: string): void {
@@ -255,6 +268,7 @@ export class BgpSpeaker {
   // ---- session events ----
 
   #established(p: PeerEntry, n: Negotiated): void {
+    p.negotiated = n;
     const families = n.families.flatMap((f) => {
       const fam = familyOfAfi(f.afi);
       return fam === undefined || f.safi !== SAFI.UNICAST ? [] : [fam];
@@ -267,6 +281,7 @@ export class BgpSpeaker {
       bgpId: n.peerId,
       type: n.peerAS === this.#cfg.asn ? "ibgp" : "ebgp",
       rrClient: p.cfg.rrClient ?? false,
+      ...(p.cfg.clusterId !== undefined ? { clusterId: parseId(p.cfg.clusterId) } : {}),
       localAS: this.#cfg.asn,
       localBgpId: parseId(this.#cfg.routerId),
       families,
@@ -283,10 +298,13 @@ export class BgpSpeaker {
     this.#act(this.rib.peerUp(peer, { forwardingPreserved }));
   }
 
-  #down(p: PeerEntry): void {
+  #down(p: PeerEntry, reason: string): void {
     const id = p.cfg.address;
     if (!this.#isUp(id)) return;
-    const gr = p.session.negotiated?.peerGracefulRestart;
+    // RFC 4724 §4: a NOTIFICATION (e.g. the peer's Cease when it is stopped) ends the session
+    // the normal way; only a session lost without one keeps the peer's routes as stale.
+    const gr = NOTIFICATION_RECEIVED.test(reason) ? undefined : p.negotiated?.peerGracefulRestart;
+    p.negotiated = undefined;
     this.#act(
       gr && gr.restartTime > 0
         ? this.rib.peerDown(id, { gracefulRestart: { restartTime: gr.restartTime } })

@@ -15,6 +15,7 @@ import type { Datastore } from "../datastore/types.js";
 import { registerDatastoreCommands } from "./commands/datastore.js";
 import { registerGetCommand } from "./commands/get.js";
 import { registerIpamCommands } from "./commands/ipam.js";
+import { registerNodeCommands } from "./commands/node.js";
 import { registerPatchCommands } from "./commands/patch.js";
 import { registerVersionCommand } from "./commands/version.js";
 import { registerWriteCommands } from "./commands/write.js";
@@ -75,6 +76,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerVersionCommand(program, ctx);
   registerIpamCommands(program, ctx);
   registerDatastoreCommands(program, ctx);
+  registerNodeCommands(program, ctx);
 
   let exit: number = ExitCode.OK;
   try {
