@@ -1,0 +1,240 @@
+/**
+ * BGP receive path at scale (issue 6): one BIRD 2 (the sender, a `static` protocol of
+ * blackhole routes, no kernel protocol) announces BENCH_PREFIXES (default 1,000,000) prefixes
+ * to our speaker (a child process in its own namespace, programKernel false) and, in the same
+ * run, to another BIRD. Measured for each receiver: the time from its first session
+ * Established to every prefix received (ours: the Loc-RIB size, polled inside the speaker
+ * process every 2 ms; BIRD: `birdc show protocols all` imported counts, polled every 20 ms),
+ * and memory per route (ours: gc'd heapUsed and RSS after − before; BIRD: `show memory`
+ * routing tables). Target: ours/BIRD time ≤ 2.0, ours ≤ 200 bytes/route (heap).
+ *
+ * Address rule: only 198.18.0.0/15 holds enough IPv4 prefixes of ours, and all of lengths
+ * /18–/32 in it are 262,136; the rest are IPv6 /80s in fd00:19::/48 (fd00:19:0:X:Y::/80).
+ * Both receivers get the same mix, over one IPv4 and one IPv6 session each (iBGP, AS 64512).
+ * Sessions are enabled in turn on the sender (`birdc enable`), so the two never overlap.
+ *
+ *   npx tsc -p . && node dist/bench/bgp-bird-1m.bench.js        (root, bird2)
+ *   BENCH_PREFIXES=100000 BENCH_CPU_PROF=/tmp/prof node dist/bench/bgp-bird-1m.bench.js
+ */
+import { closeSync, openSync, writeSync } from "node:fs";
+import { BirdProcess } from "../test/helpers/bgp-bird.js";
+import { BridgeLab } from "../test/helpers/bgp-lab.js";
+import { sleep, SpeakerProcess } from "../test/helpers/speaker-process.js";
+import { machineInfo, writeReport, type BenchReport } from "./report.js";
+
+const TOTAL = Number(process.env.BENCH_PREFIXES ?? 1_000_000);
+const V4_ALL = 262_136; // every prefix of length 18..32 inside 198.18.0.0/15
+const V4 = Math.min(V4_ALL, Math.round((TOTAL * V4_ALL) / 1_000_000));
+const V6 = TOTAL - V4;
+/** Per receiver, from enabling the sender's sessions to all received. */
+const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 300_000);
+const CPU_PROF = process.env.BENCH_CPU_PROF;
+
+/** The first `n` IPv4 prefixes of lengths 32 down to 18 in 198.18.0.0/15 (longest first). */
+function* v4Prefixes(n: number): Generator<string> {
+  const base = (198 << 24) | (18 << 16);
+  let left = n;
+  for (let len = 32; len >= 18 && left > 0; len--) {
+    const count = 2 ** (len - 15);
+    const step = 2 ** (32 - len);
+    for (let i = 0; i < count && left > 0; i++, left--) {
+      const a = (base >>> 0) + i * step;
+      yield `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`;
+    }
+  }
+}
+
+function* v6Prefixes(n: number): Generator<string> {
+  for (let k = 0; k < n; k++) yield `fd00:19:0:${(k >>> 16).toString(16)}:${(k & 0xffff).toString(16)}::/80`;
+}
+
+/** Write the sender's config in 1 MiB chunks (a million routes is ~40 MB of text). */
+function writeSenderConfig(path: string, log: string): void {
+  const fd = openSync(path, "w");
+  let buf: string[] = [];
+  let size = 0;
+  const put = (s: string) => {
+    buf.push(s);
+    size += s.length;
+    if (size > 1 << 20) {
+      writeSync(fd, buf.join(""));
+      buf = [];
+      size = 0;
+    }
+  };
+  put(`log "${log}" { warning, error, fatal };\nrouter id 198.18.0.1;\nprotocol device { scan time 10; }\n`);
+  put("protocol static static4 { ipv4;\n");
+  for (const p of v4Prefixes(V4)) put(`route ${p} blackhole;\n`);
+  put("}\nprotocol static static6 { ipv6;\n");
+  for (const p of v6Prefixes(V6)) put(`route ${p} blackhole;\n`);
+  put("}\n");
+  for (const [name, to] of [
+    ["ours", 2],
+    ["bird", 3],
+  ] as const) {
+    for (const [f, local, nb] of [
+      [4, "198.18.0.1", `198.18.0.${to}`],
+      [6, "fd00::1", `fd00::${to}`],
+    ] as const)
+      put(
+        `protocol bgp ${name}${f} { disabled; local ${local} as 64512; neighbor ${nb} as 64512; direct;
+  connect delay time 1; connect retry time 1; error wait time 1, 4;
+  ipv${f} { import none; export where proto = "static${f}"; next hop self; }; }\n`,
+      );
+  }
+  writeSync(fd, buf.join(""));
+  closeSync(fd);
+}
+
+const RECEIVER = `router id 198.18.0.3;
+protocol device { scan time 10; }
+protocol bgp from4 { local 198.18.0.3 as 64512; neighbor 198.18.0.1 as 64512; direct;
+  connect retry time 1; error wait time 1, 4; ipv4 { import all; export none; }; }
+protocol bgp from6 { local fd00::3 as 64512; neighbor fd00::1 as 64512; direct;
+  connect retry time 1; error wait time 1, 4; ipv6 { import all; export none; }; }
+`;
+
+/** BIRD's "Routing tables" memory, bytes (`show memory`). */
+function birdTableBytes(b: BirdProcess): number {
+  const m = /Routing tables:\s+([\d.]+)\s+(B|kB|MB|GB)/.exec(b.birdc("show", "memory"));
+  if (!m) return NaN;
+  const mult = { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[m[2] as "B"];
+  return Number(m[1]) * mult;
+}
+
+function birdImported(b: BirdProcess): number {
+  let sum = 0;
+  for (const m of b.birdc("show", "protocols", "all").matchAll(/Routes:\s+(\d+) imported/g))
+    sum += Number(m[1]);
+  return sum;
+}
+
+/** Time from the first of the receiver BIRD's sessions Established to all imported. */
+async function measureBird(sender: BirdProcess, rx: BirdProcess): Promise<{ ms: number; bytes: number }> {
+  const before = birdTableBytes(rx);
+  sender.birdc("enable", "bird4");
+  sender.birdc("enable", "bird6");
+  const end = Date.now() + TIMEOUT_MS;
+  let up: number | undefined;
+  let count = 0;
+  while (Date.now() < end) {
+    const now = Date.now();
+    if (
+      up === undefined &&
+      [rx.protocolInfo("from4"), rx.protocolInfo("from6")].some((s) => s.includes("Established"))
+    )
+      up = now;
+    count = birdImported(rx);
+    if (up !== undefined && count >= TOTAL) {
+      const ms = Date.now() - up;
+      return { ms, bytes: (birdTableBytes(rx) - before) / TOTAL };
+    }
+    await sleep(20);
+  }
+  throw new Error(`BIRD receiver: ${count} of ${TOTAL} routes after ${TIMEOUT_MS} ms`);
+}
+
+async function measureOurs(sender: BirdProcess, us: SpeakerProcess) {
+  const before = (await us.send({ cmd: "mem" })).mem!;
+  const waiting = us.send({ cmd: "waitCount", count: TOTAL, timeoutMs: TIMEOUT_MS }, TIMEOUT_MS + 10_000);
+  sender.birdc("enable", "ours4");
+  sender.birdc("enable", "ours6");
+  const w = (await waiting).wait!;
+  if (w.reached === undefined || w.firstUp === undefined)
+    throw new Error(`our speaker: ${w.locRib} of ${TOTAL} routes after ${TIMEOUT_MS} ms`);
+  const after = (await us.send({ cmd: "mem" }, 60_000)).mem!;
+  return {
+    ms: w.reached - w.firstUp,
+    heap: (after.heapUsed - before.heapUsed) / TOTAL,
+    rss: (after.rss - before.rss) / TOTAL,
+  };
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("needs root (network namespaces)");
+  const lab = new BridgeLab(`b1m${process.pid % 10000}`, 3, { ipv6: true });
+  const birds: BirdProcess[] = [];
+  let us: SpeakerProcess | undefined;
+  try {
+    const t0 = Date.now();
+    const sender = new BirdProcess(lab.node(0).ns, writeSenderConfig);
+    birds.push(sender);
+    const genMs = Date.now() - t0;
+    const rx = new BirdProcess(lab.node(2).ns, RECEIVER);
+    birds.push(rx);
+    sender.start();
+    rx.start();
+    us = new SpeakerProcess({
+      ns: lab.node(1).ns,
+      routerId: "198.18.0.2",
+      peers: [
+        { address: "198.18.0.1", asn: 64512, families: [4] },
+        { address: "fd00::1", asn: 64512, families: [6] },
+      ],
+      speaker: { programKernel: false, holdTime: 90 },
+      nodeArgs: ["--expose-gc", ...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : [])],
+    });
+    await us.waitReady();
+    // The sender has parsed its config when its static protocols hold every route.
+    const loadEnd = Date.now() + TIMEOUT_MS;
+    while (
+      !/static6[\s\S]*Routes:\s+\d+ imported/.test(sender.birdc("show", "protocols", "all", "static6"))
+    ) {
+      if (Date.now() > loadEnd) throw new Error("sender BIRD did not load its static routes");
+      await sleep(200);
+    }
+    const loadMs = Date.now() - t0;
+
+    const bird = await measureBird(sender, rx);
+    const ours = await measureOurs(sender, us);
+    const report: BenchReport = {
+      bench: "bgp-bird-1m",
+      startedAt: new Date(t0).toISOString(),
+      machine: machineInfo(),
+      params: { prefixes: TOTAL, ipv4: V4, ipv6: V6, timeoutMs: TIMEOUT_MS },
+      rows: [
+        {
+          name: "Established → all received",
+          value: ours.ms,
+          unit: "ms",
+          baseline: bird.ms,
+          ratio: ours.ms / bird.ms,
+          note: `ours vs BIRD 2 receiving the same ${V4.toLocaleString("en-US")} IPv4 (198.18.0.0/15, /18–/32) + ${V6.toLocaleString("en-US")} IPv6 (/80 in fd00:19::/48); target ≤ 2.0x`,
+        },
+        {
+          name: "receive rate",
+          value: TOTAL / (ours.ms / 1000),
+          unit: "routes/s",
+          baseline: TOTAL / (bird.ms / 1000),
+          ratio: bird.ms / ours.ms,
+        },
+        {
+          name: "memory per route (heap, gc'd)",
+          value: ours.heap,
+          unit: "B/route",
+          baseline: bird.bytes,
+          ratio: ours.heap / bird.bytes,
+          note: "baseline: BIRD `show memory` routing tables; target ≤ 200 B",
+        },
+        { name: "memory per route (RSS)", value: ours.rss, unit: "B/route" },
+        { name: "sender config written", value: genMs, unit: "ms", note: "streamed, 1 MiB chunks" },
+        {
+          name: "sender BIRD loaded",
+          value: loadMs,
+          unit: "ms",
+          note: "config written + parsed + static up",
+        },
+      ],
+    };
+    writeReport(report);
+  } finally {
+    await us?.kill();
+    for (const b of birds) await b.cleanup();
+    lab.destroy();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});
