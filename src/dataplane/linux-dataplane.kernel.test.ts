@@ -1,7 +1,8 @@
 /**
  * Real kernel: a fresh netns, real `nft`, `ip` and `sysctl`. Apply, break things by hand
  * (a chain, a set element, a map element, a route), apply full, check they are repaired; a
- * route with another proto is never touched.
+ * route with another proto is never touched. Routes and sysctls go in parallel with nft only
+ * once our table is in the kernel: on a node without it, a failed nft apply routes nothing.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -9,6 +10,8 @@ import { emptyChanges } from "../calc/types.js";
 import { W1, W2, asState, testConfig, testState } from "./fixtures.js";
 import { LinuxDataplane } from "./linux-dataplane.js";
 import { MAP, endpointChain, ipSetName } from "./names.js";
+import type { TableListing, Transaction } from "./nft/model.js";
+import type { ApplyResult } from "./types.js";
 import { NftCli } from "./nft/nft-cli.js";
 import { run, runOk } from "./netns.js";
 
@@ -43,6 +46,7 @@ describe("LinuxDataplane on a real kernel", { skip }, () => {
     const s = testState();
     const r1 = await dp.apply(asState(s), emptyChanges());
     assert.equal(r1.full, true);
+    assert.equal(withNft(r1), false, "no table yet: routes after nft");
     assert.ok(r1.routesChanged >= 3, `routes written: ${r1.routesChanged}`);
     assert.equal(r1.linksChanged, 2);
     const sys = await runOk("sysctl", ["-n", `net.ipv4.conf.${W1.iface}.proxy_arp`, "net.ipv4.ip_forward"], {
@@ -69,6 +73,7 @@ describe("LinuxDataplane on a real kernel", { skip }, () => {
     dp.invalidate();
     const r2 = await dp.apply(asState(s), emptyChanges());
     assert.equal(r2.full, true);
+    assert.equal(withNft(r2), true, "table present: routes in parallel with nft");
     assert.equal(r2.routesChanged, 2);
     assert.ok(r2.nftOps > 0 && r2.nftOps < 30, `nft ops ${r2.nftOps}`);
     const got = await nft.list();
@@ -95,5 +100,56 @@ describe("LinuxDataplane on a real kernel", { skip }, () => {
       await runOk("ip", ["-n", NS, "-4", "route", "show", "proto", String(PROTO)]),
       /198\.19\.0\.1 /,
     );
+  });
+});
+
+/** An NftCli that fails (listing and applying) while `failing` is set, touching nothing. */
+class FlakyNft extends NftCli {
+  failing = true;
+  override async apply(tx: Transaction): Promise<void> {
+    if (this.failing) throw new Error("nft apply failed (test)");
+    await super.apply(tx);
+  }
+  override async list(): Promise<TableListing | undefined> {
+    if (this.failing) throw new Error("nft apply failed (test: list)");
+    return super.list();
+  }
+}
+
+/** The phase fields LinuxDataplane adds to its ApplyResult. */
+const withNft = (r: ApplyResult): unknown => (r as ApplyResult & Record<string, unknown>).routesWithNft;
+
+describe("LinuxDataplane: routes wait for a table that polices", { skip }, () => {
+  const NS2 = `ctsdp-${process.pid}-o`;
+  before(async () => {
+    await runOk("ip", ["netns", "add", NS2]);
+    await runOk("ip", ["-n", NS2, "-batch", "-"], {
+      input: [W1.iface, W2.iface]
+        .map((i, n) => `link add ${i} type veth peer name p${n}\nlink set ${i} up\nlink set p${n} up\n`)
+        .join(""),
+    });
+  });
+  after(async () => {
+    await run("ip", ["netns", "del", NS2]);
+  });
+
+  it("no table and nft fails: nothing routed; table present and nft fails: routes still applied", async () => {
+    const nft = new FlakyNft({ netns: NS2 });
+    const dp = new LinuxDataplane({ nft, netns: NS2, config: testConfig(), resyncIntervalMs: 0 });
+    const ours = () => runOk("ip", ["-n", NS2, "-4", "route", "show", "proto", String(PROTO)]);
+    await assert.rejects(dp.apply(asState(testState()), emptyChanges()), /nft apply failed/);
+    assert.equal(await ours(), "", "not policed, so not routed");
+
+    nft.failing = false;
+    const r = await dp.apply(asState(testState()), emptyChanges());
+    assert.equal(withNft(r), false);
+    await runOk("ip", ["-n", NS2, "-4", "route", "flush", "proto", String(PROTO)]);
+
+    // A new dataplane (a restarted agent) finds the table and routes alongside nft, even when
+    // that nft apply fails: unknown interfaces are dropped by the table already there.
+    const nft2 = new FlakyNft({ netns: NS2 });
+    const dp2 = new LinuxDataplane({ nft: nft2, netns: NS2, config: testConfig(), resyncIntervalMs: 0 });
+    await assert.rejects(dp2.apply(asState(testState()), emptyChanges()), /nft apply failed/);
+    assert.match(await ours(), new RegExp(`${W1.v4.replace(/\./g, "\\.")} dev ${W1.iface}`));
   });
 });

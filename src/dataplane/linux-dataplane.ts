@@ -1,14 +1,23 @@
 /**
  * The Linux dataplane: one serialized `apply` that brings nftables (table `inet calico`),
  * our routes (proto `routeProtocol`) and workload interface sysctls to the desired state.
- * nft goes first: a workload must be policed before it is routed. Any failure throws and
- * makes the next apply full (read back everything and repair).
+ *
+ * Routes and sysctls do not depend on nft, and Felix programs them in parallel with its
+ * iptables/nftables apply. We do the same once our table is in the kernel (known from an
+ * earlier apply, or probed with one NFT_MSG_GETTABLE): its dispatch chains drop traffic of any
+ * `cali*` interface they do not know, so a workload routed before its rules land is dropped,
+ * not let through. When the table is absent (a node's very first start) nothing would police
+ * that window, so nft goes first and routes + sysctls follow. Any failure throws (after every
+ * part has run) and makes the next apply full (read back everything and repair).
  */
 import type { DesiredState, StateChanges } from "../calc/types.js";
 import { SysctlLinkManager, type LinkApplier } from "./links.js";
-import type { Nft } from "./nft/model.js";
+import { TABLE_NAME, type Nft } from "./nft/model.js";
+import { NftCli } from "./nft/nft-cli.js";
+import { loadLibc } from "./nft/netlink-elements.js";
 import { NftManager } from "./nft-manager.js";
-import { IpRouteManager, desiredKernelRoutes, type RouteApplier } from "./routes.js";
+import { RouteManager, desiredKernelRoutes, type RouteApplier } from "./routes.js";
+import { RtNetlink, rtattr } from "./rtnetlink.js";
 import type { ApplyResult, Dataplane, DataplaneConfig } from "./types.js";
 
 export interface LinuxDataplaneOptions {
@@ -35,14 +44,20 @@ export class LinuxDataplane implements Dataplane {
   private readonly resyncMs: number;
   private readonly now: () => number;
   private readonly netns: string | undefined;
+  /** Our table is in the kernel (an nft apply succeeded): routes may go in parallel with nft. */
+  private policing: boolean;
+  private readonly realNft: boolean;
 
   constructor(opts: LinuxDataplaneOptions) {
     this.config = opts.config;
     this.netns = opts.netns;
     this.nftm = new NftManager(opts.nft, opts.config);
+    // Without a kernel table (a fake Nft) there is nothing to wait for or to probe.
+    this.realNft = opts.nft instanceof NftCli;
+    this.policing = !this.realNft;
     this.customRoutes = opts.routes !== undefined;
-    this.routes = opts.routes ?? new IpRouteManager(opts.config.routeProtocol, opts.netns);
-    this.links = opts.links ?? new SysctlLinkManager(opts.netns);
+    this.routes = opts.routes ?? new RouteManager(opts.config.routeProtocol, { netns: opts.netns });
+    this.links = opts.links ?? new SysctlLinkManager({ netns: opts.netns });
     this.resyncMs = opts.resyncIntervalMs ?? 180_000;
     this.now = opts.now ?? Date.now;
   }
@@ -59,10 +74,27 @@ export class LinuxDataplane implements Dataplane {
 
   setConfig(config: DataplaneConfig): void {
     if (!this.customRoutes && config.routeProtocol !== this.config.routeProtocol)
-      this.routes = new IpRouteManager(config.routeProtocol, this.netns);
+      this.routes = new RouteManager(config.routeProtocol, { netns: this.netns });
     this.config = config;
     this.nftm.setConfig(config);
     this.needFull = true;
+  }
+
+  /** Whether table `inet calico` exists in our namespace (one NFT_MSG_GETTABLE); false if unknown. */
+  private async tablePresent(): Promise<boolean> {
+    const c = await loadLibc();
+    if (c === undefined) return false;
+    const nfgenmsg = Buffer.from([NFPROTO_INET, 0, 0, 0]);
+    const nl = RtNetlink.open(c, this.netns, NETLINK_NETFILTER);
+    try {
+      const reply = nl.get(
+        NFT_MSG_GETTABLE,
+        Buffer.concat([nfgenmsg, rtattr(NFTA_TABLE_NAME, Buffer.from(`${TABLE_NAME}\0`))]),
+      );
+      return typeof reply !== "number";
+    } finally {
+      nl.close();
+    }
   }
 
   async apply(
@@ -74,18 +106,35 @@ export class LinuxDataplane implements Dataplane {
     const full =
       opts.full === true || this.needFull || (this.resyncMs > 0 && start - this.lastFull >= this.resyncMs);
     this.needFull = true; // until this apply succeeds
-    const nft = await this.nftm.apply(state, changes, { full });
-    const tRoutes = performance.now();
-    // Routes are read back on a full apply only; otherwise diffed against the last apply.
-    const routesChanged = await this.routes.apply(
-      desiredKernelRoutes(state.routes.values(), this.config.ipv6),
-      this.config.ipv6,
-      full || nft.full,
-    );
-    const tLinks = performance.now();
+    const parallel = this.policing || (this.realNft && (await this.tablePresent().catch(() => false)));
+    const nftRun = this.nftm.apply(state, changes, { full });
+    // Not policing yet: nothing is routed unless nft succeeded (its error is thrown here).
+    if (!parallel) await nftRun;
+    // Each phase times itself: with `parallel` they overlap the nft write.
+    const timed = async <T>(f: () => Promise<T>): Promise<{ value: T; ms: number }> => {
+      const t = performance.now();
+      const value = await f();
+      return { value, ms: performance.now() - t };
+    };
     const ifaces = new Set<string>();
     for (const ep of state.endpoints.values()) if (ep.kind === "workload") ifaces.add(ep.interfaceName);
-    const linksChanged = await this.links.apply(ifaces, this.config.ipv6, full);
+    // Routes are read back on a full apply only; otherwise diffed against the last apply.
+    const [nftR, routesR, linksR] = await Promise.allSettled([
+      nftRun,
+      timed(() =>
+        this.routes.apply(
+          desiredKernelRoutes(state.routes.values(), this.config.ipv6),
+          this.config.ipv6,
+          full,
+        ),
+      ),
+      timed(() => this.links.apply(ifaces, this.config.ipv6, full)),
+    ]);
+    if (nftR.status === "rejected") throw nftR.reason;
+    this.policing = true;
+    if (routesR.status === "rejected") throw routesR.reason;
+    if (linksR.status === "rejected") throw linksR.reason;
+    const nft = nftR.value;
     this.needFull = false;
     if (full || nft.full) this.lastFull = start;
     // The phase times travel with the result into the agent's "Applied" log line.
@@ -93,14 +142,21 @@ export class LinuxDataplane implements Dataplane {
       full: full || nft.full,
       nftOps: nft.ops,
       nftScriptBytes: nft.scriptBytes,
-      routesChanged,
-      linksChanged,
+      routesChanged: routesR.value.value,
+      linksChanged: linksR.value.value,
       durationMs: this.now() - start,
       nftPlanMs: Math.round(nft.planMs),
       nftWriteMs: Math.round(nft.writeMs),
-      routesMs: Math.round(tLinks - tRoutes),
-      linksMs: Math.round(performance.now() - tLinks),
+      routesMs: Math.round(routesR.value.ms),
+      linksMs: Math.round(linksR.value.ms),
+      routesWithNft: parallel,
     };
     return res;
   }
 }
+
+// linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h
+const NETLINK_NETFILTER = 12;
+const NFT_MSG_GETTABLE = (10 << 8) | 1; // NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE
+const NFPROTO_INET = 1;
+const NFTA_TABLE_NAME = 1;

@@ -71,3 +71,52 @@ export async function runOk(cmd: string, args: readonly string[], opts: RunOptio
   }
   return r.stdout;
 }
+
+/** The libc calls `inNetns` needs (`loadLibc()` in nft/netlink-elements.ts provides them). */
+export interface NetnsLibc {
+  open: (path: string, flags: number) => number;
+  close: (fd: number) => number;
+  setns: (fd: number, nstype: number) => number;
+  errno: () => number;
+}
+
+const O_RDONLY = 0;
+const O_CLOEXEC = 0x80000;
+const CLONE_NEWNET = 0x40000000;
+
+/**
+ * Run `fn` synchronously with THIS thread in `netns` (setns), then move the thread back, also
+ * when `fn` throws. Sockets and `/proc/sys/net/...` files opened inside belong to `netns` for
+ * their whole life, so callers open inside and use them after. `fn` must be synchronous: no other
+ * JavaScript runs meanwhile, and libuv's pool threads keep their own namespace. undefined: run
+ * `fn` here. Never falls back to the caller's namespace: a failed setns throws.
+ */
+export function inNetns<T>(c: NetnsLibc, netns: string | undefined, fn: () => T): T {
+  if (netns === undefined) return fn();
+  const fail = (what: string, errno: number) =>
+    new CalicoError("NETNS_ENTER_FAILED", `Cannot ${what} for netns ${netns}: errno ${errno}`);
+  const self = c.open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) throw fail("open /proc/thread-self/ns/net", c.errno());
+  const target = c.open(netnsPath(netns), O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    const e = c.errno();
+    c.close(self);
+    throw fail(`open ${netnsPath(netns)}`, e);
+  }
+  try {
+    if (c.setns(target, CLONE_NEWNET) !== 0) throw fail("setns", c.errno());
+    let result: { value: T } | { error: unknown };
+    try {
+      result = { value: fn() };
+    } catch (error) {
+      result = { error };
+    }
+    // Back before anything else runs on this thread.
+    if (c.setns(self, CLONE_NEWNET) !== 0) throw fail("setns back", c.errno());
+    if ("error" in result) throw result.error;
+    return result.value;
+  } finally {
+    c.close(target);
+    c.close(self);
+  }
+}
