@@ -3,6 +3,15 @@
  * Adj-RIB-Out per peer. Every operation returns what changed: Loc-RIB changes for the kernel
  * and minimal UPDATEs per peer. No I/O, no timers: the speaker calls `expireStale` on its own
  * clock (RFC 4724 restart timers). See docs/bgp-rib.md.
+ *
+ * Memory layout (a million routes from one peer must stay near 100 bytes each): the Loc-RIB
+ * map is the only per-prefix index. Its value is the one candidate route (the common case;
+ * its decision is implied and computed when asked) or a `MultiDest` with every candidate and
+ * the cached decision. A stored route holds its prefix key, a shared `Batch` (peer,
+ * attributes, next hop, time: one per UPDATE and next hop) and its stale bit; the prefix is
+ * decoded from the key on read. A peer's Adj-RIB-In is the routes of that peer in the Loc-RIB
+ * map (per-peer work scans it; that happens per session event, not per UPDATE). Adj-RIB-Out
+ * entries point at export results shared by every prefix of one batch.
  */
 import type { CIDR, IPFamily } from "../../api/net.js";
 import {
@@ -17,7 +26,7 @@ import {
 import { decide, type DecisionOptions } from "./decision.js";
 import { type Advertisement, exportRoute } from "./export.js";
 import { importAttributes, nextHopIsOurs } from "./import-checks.js";
-import { type PrefixKey, prefixKey } from "./prefix-key.js";
+import { keyFamily, keyPrefix, type PrefixKey, prefixKey } from "./prefix-key.js";
 import type { Decision, LocRibChange, Peer, RibChanges, RibConfig, Route } from "./types.js";
 import { RejectReason } from "./types.js";
 import { advertisementKey, type OutDiff, packUpdates } from "./update-packer.js";
@@ -28,8 +37,9 @@ export const LOCAL_PEER_ID = "local";
 interface PeerState {
   peer: Peer;
   up: boolean;
-  adjIn: Map<PrefixKey, Route>;
-  adjOut: Map<PrefixKey, { prefix: CIDR; adv: Advertisement; key: string }>;
+  /** Routes of this peer in the Loc-RIB map (its Adj-RIB-In size). */
+  routes: number;
+  adjOut: Map<PrefixKey, OutEntry>;
   /** RFC 4724 §4.2: when the peer's stale routes go (clock ms). */
   staleDeadline?: number;
   rejected: Map<RejectReason, number>;
@@ -39,14 +49,57 @@ interface OutEntry {
   adv: Advertisement;
   key: string;
 }
-/** Exports of one flush to one peer, by source attributes object then source/next hop/family. */
-type ExportCache = Map<PathAttributes, Map<string, OutEntry | undefined>>;
+/** Exports of one flush to one peer, by the best route's batch (no export policy). */
+type ExportCache = Map<Batch, OutEntry | undefined>;
 
-interface Destination {
-  prefix: CIDR;
-  routes: Route[];
-  decision?: Decision;
+/** What the routes of one UPDATE (one next hop) share. */
+interface Batch {
+  peer: Peer;
+  attributes: PathAttributes;
+  nextHop: CIDR;
+  receivedAt: number;
 }
+
+/** A route as the RIB stores it: three fields, the rest read through the batch. */
+class StoredRoute implements Route {
+  stale = false;
+  constructor(
+    readonly key: PrefixKey,
+    readonly batch: Batch,
+  ) {}
+  get prefix(): CIDR {
+    return keyPrefix(this.key);
+  }
+  get peer(): Peer {
+    return this.batch.peer;
+  }
+  get attributes(): PathAttributes {
+    return this.batch.attributes;
+  }
+  get nextHop(): CIDR {
+    return this.batch.nextHop;
+  }
+  get receivedAt(): number {
+    return this.batch.receivedAt;
+  }
+}
+
+/** A prefix with more than one candidate; the decision is cached. */
+class MultiDest {
+  decision: Decision | undefined;
+  constructor(readonly routes: StoredRoute[]) {}
+}
+
+type Destination = StoredRoute | MultiDest;
+
+/** A prefix touched by one operation: its decision before the operation. */
+interface Dirty {
+  prefix: CIDR;
+  before: Decision | undefined;
+}
+type DirtySet = Map<PrefixKey, Dirty>;
+
+const routesOf = (d: Destination): readonly StoredRoute[] => (d instanceof MultiDest ? d.routes : [d]);
 
 export interface PeerUpOptions {
   /** RFC 4724 §4.2: the restarted peer's GR capability listed these families with the F bit;
@@ -108,7 +161,7 @@ export class Rib {
   }
 
   #newState(peer: Peer, up: boolean): PeerState {
-    return { peer, up, adjIn: new Map(), adjOut: new Map(), rejected: new Map() };
+    return { peer, up, routes: 0, adjOut: new Map(), rejected: new Map() };
   }
 
   #state(peerId: string): PeerState {
@@ -124,7 +177,7 @@ export class Rib {
     if (peer.id === LOCAL_PEER_ID || peer.type === "local")
       throw new Error(`RIB: peer "${peer.id}" uses the reserved local id or type`);
     let s = this.#peers.get(peer.id);
-    const dirty = new Map<PrefixKey, CIDR>();
+    const dirty: DirtySet = new Map();
     if (s === undefined) {
       s = this.#newState(peer, true);
       this.#peers.set(peer.id, s);
@@ -133,12 +186,12 @@ export class Rib {
       s.up = true;
       s.adjOut.clear();
       const keep = opts.forwardingPreserved ?? [];
-      this.#dropStale(s, (r) => !keep.includes(r.prefix.family), dirty);
+      this.#dropStale(s, (r) => !keep.includes(keyFamily(r.key)), dirty);
     }
     const changes = this.#settle(dirty, peer.id);
     const diff: OutDiff = { withdrawn: [], announced: [] };
     const cache: ExportCache = new Map();
-    for (const [key, dest] of this.#locRib) this.#diffOne(s, key, dest, diff, cache);
+    for (const [key, d] of this.#locRib) this.#diffOne(s, key, keyPrefix(key), d, diff, cache);
     const msgs = packUpdates(diff, peer.codec ?? { as4: true });
     if (opts.endOfRib ?? true) {
       for (const f of peer.families ?? [4, 6])
@@ -154,9 +207,10 @@ export class Rib {
     const s = this.#state(peerId);
     s.up = false;
     s.adjOut.clear();
-    const dirty = new Map<PrefixKey, CIDR>();
-    if (opts.gracefulRestart !== undefined && s.adjIn.size > 0) {
-      for (const r of s.adjIn.values()) r.stale = true;
+    const dirty: DirtySet = new Map();
+    if (opts.gracefulRestart !== undefined && s.routes > 0) {
+      for (const d of this.#locRib.values())
+        for (const r of routesOf(d)) if (r.peer.id === peerId) r.stale = true;
       s.staleDeadline = this.#clock() + opts.gracefulRestart.restartTime * 1000;
     } else {
       this.#dropStale(s, () => true, dirty, true);
@@ -174,7 +228,7 @@ export class Rib {
   /** RFC 4724 §4.2: remove stale routes whose restart/stale time has run out. */
   expireStale(): RibChanges {
     const now = this.#clock();
-    const dirty = new Map<PrefixKey, CIDR>();
+    const dirty: DirtySet = new Map();
     for (const s of this.#peers.values()) {
       if (s.staleDeadline !== undefined && s.staleDeadline <= now) this.#dropStale(s, () => true, dirty);
     }
@@ -191,16 +245,22 @@ export class Rib {
     return next;
   }
 
-  /** Remove stale routes (or, with `all`, every route) matching `which`. */
-  #dropStale(s: PeerState, which: (r: Route) => boolean, dirty: Map<PrefixKey, CIDR>, all = false): void {
-    for (const [key, r] of s.adjIn) {
-      if ((all || r.stale) && which(r)) {
-        s.adjIn.delete(key);
-        this.#setCandidate(key, r.prefix, s.peer.id, undefined);
-        dirty.set(key, r.prefix);
+  /** Remove the peer's stale routes (or, with `all`, every route) matching `which`. */
+  #dropStale(s: PeerState, which: (r: StoredRoute) => boolean, dirty: DirtySet, all = false): void {
+    if (s.routes === 0) {
+      delete s.staleDeadline;
+      return;
+    }
+    const id = s.peer.id;
+    let staleLeft = false;
+    for (const [key, d] of this.#locRib) {
+      for (const r of routesOf(d)) {
+        if (r.peer.id !== id) continue;
+        if ((all || r.stale) && which(r)) this.#remove(s, key, dirty);
+        else if (r.stale) staleLeft = true;
       }
     }
-    if (![...s.adjIn.values()].some((r) => r.stale)) delete s.staleDeadline;
+    if (!staleLeft) delete s.staleDeadline;
   }
 
   // ---- UPDATEs ----
@@ -210,13 +270,13 @@ export class Rib {
     const s = this.#state(peerId);
     if (!s.up) throw new Error(`RIB: UPDATE from peer "${peerId}" whose session is not up`);
     const u = d.update;
-    const dirty = new Map<PrefixKey, CIDR>();
+    const dirty: DirtySet = new Map();
     const eor = endOfRibFamily(u);
     if (eor !== undefined) {
       const f = familyOfAfi(eor.afi);
       // RFC 4724 §4.2: End-of-RIB ends the refresh; what was not re-sent is gone.
       if (f !== undefined && eor.safi === SAFI.UNICAST)
-        this.#dropStale(s, (r) => r.prefix.family === f, dirty);
+        this.#dropStale(s, (r) => keyFamily(r.key) === f, dirty);
       return this.#settle(dirty);
     }
     const a = u.attributes;
@@ -241,7 +301,10 @@ export class Rib {
       delete base.mpUnreach;
       delete base.nextHop;
       const imported = importAttributes(s.peer, base);
-      const now = this.#clock();
+      const receivedAt = this.#clock();
+      // One batch per next hop (body NLRI and MP_REACH may differ); a policy that changes the
+      // attributes of one prefix gets that route its own batch.
+      let batch: Batch | undefined;
       for (const { prefix, nextHop } of announced) {
         let reject: RejectReason | undefined;
         let attrs: PathAttributes | undefined;
@@ -267,15 +330,9 @@ export class Rib {
           this.#withdraw(s, prefix, dirty);
           continue;
         }
-        const route: Route = {
-          prefix,
-          peer: s.peer,
-          attributes: attrs,
-          nextHop,
-          stale: false,
-          receivedAt: now,
-        };
-        this.#announce(s, route, dirty);
+        if (batch === undefined || batch.nextHop !== nextHop || batch.attributes !== attrs)
+          batch = { peer: s.peer, attributes: attrs, nextHop, receivedAt };
+        this.#announce(s, prefix, batch, dirty);
       }
     }
     return this.#settle(dirty);
@@ -289,72 +346,95 @@ export class Rib {
     const nextHop =
       this.#cfg.local.addresses.find((x) => x.family === prefix.family) ?? unspecified(prefix.family);
     const attrs: PathAttributes = { origin: 0, asPath: [], ...attributes };
-    const route: Route = {
+    const dirty: DirtySet = new Map();
+    this.#announce(
+      s,
       prefix,
-      peer: this.#local,
-      attributes: attrs,
-      nextHop,
-      stale: false,
-      receivedAt: this.#clock(),
-    };
-    const dirty = new Map<PrefixKey, CIDR>();
-    this.#announce(s, route, dirty);
+      { peer: this.#local, attributes: attrs, nextHop, receivedAt: this.#clock() },
+      dirty,
+    );
     return this.#settle(dirty);
   }
 
   /** Stop originating `prefix`. */
   withdrawOriginated(prefix: CIDR): RibChanges {
-    const dirty = new Map<PrefixKey, CIDR>();
+    const dirty: DirtySet = new Map();
     this.#withdraw(this.#state(LOCAL_PEER_ID), prefix, dirty);
     return this.#settle(dirty);
   }
 
   // ---- internals ----
 
-  #announce(s: PeerState, route: Route, dirty: Map<PrefixKey, CIDR>): void {
-    const key = prefixKey(route.prefix);
-    s.adjIn.set(key, route); // implicit withdraw of the previous route (RFC 4271 §3.1)
-    this.#setCandidate(key, route.prefix, s.peer.id, route);
-    dirty.set(key, route.prefix);
+  /** The decision of a destination: cached for several candidates, implied for one. */
+  #decisionOf(d: Destination | undefined): Decision | undefined {
+    if (d === undefined) return undefined;
+    return d instanceof MultiDest ? d.decision : decide([d], this.#decision);
   }
 
-  #withdraw(s: PeerState, prefix: CIDR, dirty: Map<PrefixKey, CIDR>): void {
+  /** Record the decision before this operation's first change of `key`. */
+  #touch(key: PrefixKey, prefix: CIDR, d: Destination | undefined, dirty: DirtySet): void {
+    if (!dirty.has(key)) dirty.set(key, { prefix, before: this.#decisionOf(d) });
+  }
+
+  #announce(s: PeerState, prefix: CIDR, batch: Batch, dirty: DirtySet): void {
     const key = prefixKey(prefix);
-    if (!s.adjIn.delete(key)) return;
-    this.#setCandidate(key, prefix, s.peer.id, undefined);
-    dirty.set(key, prefix);
+    const d = this.#locRib.get(key);
+    this.#touch(key, prefix, d, dirty);
+    const route = new StoredRoute(key, batch);
+    const id = s.peer.id;
+    // Implicit withdraw of the peer's previous route (RFC 4271 §3.1).
+    if (d === undefined) {
+      this.#locRib.set(key, route);
+      s.routes++;
+    } else if (d instanceof MultiDest) {
+      const i = d.routes.findIndex((r) => r.peer.id === id);
+      if (i >= 0) d.routes[i] = route;
+      else {
+        d.routes.push(route);
+        s.routes++;
+      }
+    } else if (d.peer.id === id) this.#locRib.set(key, route);
+    else {
+      this.#locRib.set(key, new MultiDest([d, route]));
+      s.routes++;
+    }
   }
 
-  #setCandidate(key: PrefixKey, prefix: CIDR, peerId: string, route: Route | undefined): void {
-    let dest = this.#locRib.get(key);
-    if (dest === undefined) {
-      if (route === undefined) return;
-      dest = { prefix, routes: [] };
-      this.#locRib.set(key, dest);
+  #withdraw(s: PeerState, prefix: CIDR, dirty: DirtySet): void {
+    const key = prefixKey(prefix);
+    const d = this.#locRib.get(key);
+    if (d === undefined || !routesOf(d).some((r) => r.peer.id === s.peer.id)) return;
+    this.#touch(key, prefix, d, dirty);
+    this.#remove(s, key, dirty);
+  }
+
+  /** Remove the peer's route of `key` (present) from the Loc-RIB map. */
+  #remove(s: PeerState, key: PrefixKey, dirty: DirtySet): void {
+    const d = this.#locRib.get(key)!;
+    if (!dirty.has(key)) this.#touch(key, keyPrefix(key), d, dirty); // (dropStale: not yet touched)
+    s.routes--;
+    if (!(d instanceof MultiDest)) {
+      this.#locRib.delete(key);
+      return;
     }
-    const i = dest.routes.findIndex((r) => r.peer.id === peerId);
-    if (route === undefined) {
-      if (i >= 0) dest.routes.splice(i, 1);
-    } else if (i >= 0) dest.routes[i] = route;
-    else dest.routes.push(route);
+    const rest = d.routes.filter((r) => r.peer.id !== s.peer.id);
+    if (rest.length === 1) this.#locRib.set(key, rest[0]!);
+    else d.routes.splice(0, d.routes.length, ...rest);
   }
 
   /** Re-decide the dirty prefixes; diff every up peer's Adj-RIB-Out (except `skipPeer`, whose
    * table the caller rebuilds). */
-  #settle(dirty: Map<PrefixKey, CIDR>, skipPeer?: string): RibChanges {
+  #settle(dirty: DirtySet, skipPeer?: string): RibChanges {
     const locRib: LocRibChange[] = [];
     const updates = new Map<string, UpdateMessage[]>();
     if (dirty.size === 0) return { locRib, updates };
-    for (const [key, prefix] of dirty) {
-      const dest = this.#locRib.get(key);
-      const before = dest?.decision;
+    for (const [key, { prefix, before }] of dirty) {
+      const d = this.#locRib.get(key);
       let after: Decision | undefined;
-      if (dest !== undefined) {
-        after = dest.routes.length === 0 ? undefined : decide(dest.routes, this.#decision);
-        if (after === undefined) delete dest.decision;
-        else dest.decision = after;
-        if (dest.routes.length === 0) this.#locRib.delete(key);
-      }
+      if (d instanceof MultiDest) {
+        after = decide(d.routes, this.#decision);
+        d.decision = after;
+      } else if (d !== undefined) after = decide([d], this.#decision);
       if (!sameDecision(before, after)) {
         const change: LocRibChange = { prefix, nextHops: after?.multipath.map((r) => r.nextHop) ?? [] };
         if (after !== undefined) change.decision = after;
@@ -365,12 +445,8 @@ export class Rib {
       if (!s.up || s.peer.id === LOCAL_PEER_ID || s.peer.id === skipPeer) continue;
       const diff: OutDiff = { withdrawn: [], announced: [] };
       const cache: ExportCache = new Map();
-      for (const [key, prefix] of dirty) {
-        const dest = this.#locRib.get(key);
-        if (dest === undefined) {
-          if (s.adjOut.delete(key)) diff.withdrawn.push(prefix);
-        } else this.#diffOne(s, key, dest, diff, cache);
-      }
+      for (const [key, { prefix }] of dirty)
+        this.#diffOne(s, key, prefix, this.#locRib.get(key), diff, cache);
       if (diff.withdrawn.length + diff.announced.length > 0)
         updates.set(s.peer.id, packUpdates(diff, s.peer.codec ?? { as4: true }));
     }
@@ -378,45 +454,43 @@ export class Rib {
   }
 
   /** Bring one prefix of one peer's Adj-RIB-Out up to date, recording the change in `diff`. */
-  #diffOne(s: PeerState, key: PrefixKey, dest: Destination, diff: OutDiff, cache: ExportCache): void {
-    const next = this.#advertise(s.peer, dest, cache);
+  #diffOne(
+    s: PeerState,
+    key: PrefixKey,
+    prefix: CIDR,
+    d: Destination | undefined,
+    diff: OutDiff,
+    cache: ExportCache,
+  ): void {
+    const next = d === undefined ? undefined : this.#advertise(s.peer, prefix, d, cache);
     const prev = s.adjOut.get(key);
     if (next === undefined) {
       if (prev !== undefined) {
         s.adjOut.delete(key);
-        diff.withdrawn.push(dest.prefix);
+        diff.withdrawn.push(prefix);
       }
       return;
     }
     if (prev !== undefined && prev.key === next.key) return;
-    s.adjOut.set(key, { prefix: dest.prefix, adv: next.adv, key: next.key });
-    diff.announced.push({ prefix: dest.prefix, adv: next.adv, key: next.key });
+    s.adjOut.set(key, next);
+    diff.announced.push({ prefix, adv: next.adv, key: next.key });
   }
 
-  #advertise(to: Peer, dest: Destination, cache: ExportCache): OutEntry | undefined {
-    const best = dest.decision?.best;
-    if (best === undefined) return undefined;
+  #advertise(to: Peer, prefix: CIDR, d: Destination, cache: ExportCache): OutEntry | undefined {
+    const best =
+      d instanceof MultiDest ? d.decision?.best : this.#decision.nextHopReachable(d.nextHop) ? d : undefined;
+    if (!(best instanceof StoredRoute)) return undefined;
     const policy = this.#cfg.exportPolicy;
-    // Without a policy the result depends only on the route's attributes object, source peer,
-    // next hop and family: routes from one UPDATE share it.
-    const ck = policy === undefined ? best.attributes : undefined;
-    let perAttrs: Map<string, OutEntry | undefined> | undefined;
-    const sub = `${best.peer.id}|${best.nextHop.addr}|${best.prefix.family}`;
-    if (ck !== undefined) {
-      perAttrs = cache.get(ck);
-      if (perAttrs === undefined) {
-        perAttrs = new Map();
-        cache.set(ck, perAttrs);
-      }
-      if (perAttrs.has(sub)) return perAttrs.get(sub);
-    }
+    // Without a policy the result depends only on the route's batch (peer, attributes, next
+    // hop; the family is the next hop's): every prefix of one UPDATE shares it.
+    if (policy === undefined && cache.has(best.batch)) return cache.get(best.batch);
     let adv = exportRoute(best, to, { defaultLocalPref: this.#decision.defaultLocalPref });
     if (adv !== undefined && policy !== undefined) {
-      const attrs = policy(dest.prefix, adv.attributes, to, best);
+      const attrs = policy(prefix, adv.attributes, to, best);
       adv = attrs === undefined ? undefined : { attributes: attrs, nextHop: adv.nextHop };
     }
     const out = adv === undefined ? undefined : { adv, key: advertisementKey(adv) };
-    perAttrs?.set(sub, out);
+    if (policy === undefined) cache.set(best.batch, out);
     return out;
   }
 
@@ -424,13 +498,15 @@ export class Rib {
 
   /** The decision for `prefix`, if it is in the Loc-RIB. */
   decision(prefix: CIDR): Decision | undefined {
-    return this.#locRib.get(prefixKey(prefix))?.decision;
+    return this.#decisionOf(this.#locRib.get(prefixKey(prefix)));
   }
 
   /** Every Loc-RIB entry with a usable best path. */
   *locRib(): IterableIterator<{ prefix: CIDR; decision: Decision }> {
-    for (const d of this.#locRib.values())
-      if (d.decision !== undefined) yield { prefix: d.prefix, decision: d.decision };
+    for (const [key, d] of this.#locRib) {
+      const decision = this.#decisionOf(d);
+      if (decision !== undefined) yield { prefix: keyPrefix(key), decision };
+    }
   }
 
   get locRibSize(): number {
@@ -439,13 +515,22 @@ export class Rib {
 
   /** The routes accepted from a peer (`LOCAL_PEER_ID` for our own). */
   adjRibIn(peerId: string): Route[] {
-    return [...this.#state(peerId).adjIn.values()];
+    const s = this.#state(peerId);
+    const out: Route[] = [];
+    if (s.routes === 0) return out;
+    for (const d of this.#locRib.values()) for (const r of routesOf(d)) if (r.peer.id === peerId) out.push(r);
+    return out;
+  }
+
+  /** How many routes the peer's Adj-RIB-In holds (no scan). */
+  adjRibInSize(peerId: string): number {
+    return this.#state(peerId).routes;
   }
 
   /** What a peer has been told, per prefix. */
   adjRibOut(peerId: string): { prefix: CIDR; attributes: PathAttributes; nextHop: CIDR }[] {
-    return [...this.#state(peerId).adjOut.values()].map((e) => ({
-      prefix: e.prefix,
+    return [...this.#state(peerId).adjOut].map(([key, e]) => ({
+      prefix: keyPrefix(key),
       attributes: e.adv.attributes,
       nextHop: e.adv.nextHop,
     }));
