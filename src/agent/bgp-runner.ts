@@ -69,6 +69,8 @@ export interface BgpRunStatus {
   listenPort?: number;
   peers: BgpPeerRow[];
   originated: string[];
+  /** Prefixes in the speaker's Loc-RIB (learned and our own). */
+  locRibSize?: number;
   problems: string[];
   /** Recent speaker errors (kernel programming, sends). */
   errors: string[];
@@ -152,6 +154,7 @@ export class BgpRunner {
     }
     const s = this.#speaker?.status();
     if (s === undefined) return out;
+    out.locRibSize = s.locRibSize;
     out.errors = [...(s.kernelError !== undefined ? [`kernel: ${s.kernelError}`] : [])];
     for (const p of s.peers) {
       const want = this.#peers.get(p.address);

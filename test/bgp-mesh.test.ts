@@ -1,0 +1,269 @@
+/**
+ * Calico's node-to-node mesh with real calico-node agents and real packets: three host
+ * namespaces on one bridge, each running calico-node inside it (BGP speaker included), one
+ * sqlite datastore. Workload addresses come from IPAM (blocks affine to h1 and h3); the blocks
+ * travel over BGP (proto 84 routes via the owning host), and a workload on h3 reaches one on h1
+ * over them. A workload on h1 with an address borrowed from h3's block becomes reachable
+ * through its advertised /32. Stopping h1's agent (graceful restart off) withdraws its routes.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { runCli } from "../src/cli/cli.js";
+import { runOk } from "../src/dataplane/netns.js";
+import { IPAM } from "../src/ipam/index.js";
+import { MultiHostFabric, type Host, type MultiHostWorkload } from "../src/lab/multi-host.js";
+
+interface PeerRow {
+  address: string;
+  type: string;
+  state: string;
+}
+interface Status {
+  appliedRevision?: number;
+  ready?: boolean;
+  bgp?: { enabled: boolean; peers: PeerRow[]; originated: string[] };
+}
+
+const fab = new MultiHostFabric({ hosts: 3, tag: "ctsbm" });
+let ipam: IPAM;
+let w1: MultiHostWorkload;
+let w3: MultiHostWorkload;
+let block3 = "";
+
+interface KernelRoute {
+  dst: string;
+  gateway?: string;
+  protocol?: string | number;
+}
+
+async function routes(h: Host, family: 4 | 6): Promise<KernelRoute[]> {
+  const out = await runOk("ip", [`-${family}`, "-j", "route", "show", "proto", "84"], { netns: h.netns });
+  return out.trim() === "" ? [] : (JSON.parse(out) as KernelRoute[]);
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: Error | undefined;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err instanceof Error ? err : new Error(JSON.stringify(err));
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const routeVia = async (h: Host, dst: string, gw: string): Promise<true | undefined> => {
+  const family = dst.includes(":") ? 6 : 4;
+  const rs = await routes(h, family);
+  // `ip -j` writes host routes without their length.
+  const full = (d: string) => (d.includes("/") ? d : `${d}/${d.includes(":") ? 128 : 32}`);
+  return rs.some((r) => full(r.dst) === dst && r.gateway === gw) ? true : undefined;
+};
+
+const allEstablished = (s: Record<string, unknown>): boolean => {
+  const bgp = (s as Status).bgp;
+  // Two other hosts, each over IPv4 and IPv6.
+  return bgp?.enabled === true && bgp.peers.length === 4 && bgp.peers.every((p) => p.state === "Established");
+};
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await runCli(args, {
+    io: { stdout: (s) => (out += s), stderr: (s) => (err += s), readStdin: () => Promise.resolve("") },
+  });
+  return { code, out, err };
+}
+
+before(async () => {
+  await fab.start();
+  ipam = new IPAM(fab.datastore);
+  const apply = (r: Record<string, unknown>) => fab.store.apply(r);
+  await apply({
+    apiVersion: "projectcalico.org/v3",
+    kind: "IPPool",
+    metadata: { name: "pool4" },
+    spec: { cidr: "198.19.0.0/16", blockSize: 26 },
+  });
+  await apply({
+    apiVersion: "projectcalico.org/v3",
+    kind: "IPPool",
+    metadata: { name: "pool6" },
+    spec: { cidr: "fd00:19::/48", blockSize: 122 },
+  });
+  await apply({
+    apiVersion: "projectcalico.org/v3",
+    kind: "Profile",
+    metadata: { name: "kns.x" },
+    spec: { ingress: [{ action: "Allow" }], egress: [{ action: "Allow" }] },
+  });
+  // Graceful restart off for the mesh: a stopped agent's routes go at once.
+  await apply({
+    apiVersion: "projectcalico.org/v3",
+    kind: "BGPConfiguration",
+    metadata: { name: "default" },
+    spec: { nodeToNodeMeshEnabled: true, nodeMeshMaxRestartTime: "0s" },
+  });
+  for (const h of fab.hosts) fab.startAgent(h);
+});
+
+after(async () => {
+  await fab.stop();
+});
+
+test("every host's mesh sessions (v4 and v6) reach Established; calicoctl node status shows them", async () => {
+  for (const h of fab.hosts) await fab.waitForStatus(h, allEstablished, "4 Established BGP sessions", 40_000);
+  const s = (await fab.waitForStatus(fab.hosts[0]!, allEstablished, "sessions")) as Status;
+  assert.deepEqual(s.bgp!.peers.map((p) => `${p.address} ${p.type}`).sort(), [
+    "198.18.0.2 node-to-node mesh",
+    "198.18.0.3 node-to-node mesh",
+    "fd00::2 node-to-node mesh",
+    "fd00::3 node-to-node mesh",
+  ]);
+  const r = await cli(["node", "status", "--status-file", fab.hosts[1]!.statusFile]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^Calico process is running\.\n\nIPv4 BGP status\n/);
+  assert.match(r.out, /\| 198\.18\.0\.1 +\| node-to-node mesh \| up +\| \d\d:\d\d:\d\d \| Established \|/);
+  assert.match(r.out, /\| 198\.18\.0\.3 +\| node-to-node mesh \| up +\|/);
+  assert.match(r.out, /IPv6 BGP status\n\+-+/);
+  assert.match(r.out, /\| fd00::1 +\| node-to-node mesh \| up +\|/);
+});
+
+test("h1's and h3's affine blocks are in the other hosts' kernels (proto 84 via the owner); h3's workload reaches h1's", async () => {
+  const a1 = await ipam.autoAssign({
+    node: "h1",
+    handleID: "w1",
+    num4: 1,
+    num6: 1,
+    attrs: { node: "h1", namespace: "x", pod: "w1" },
+  });
+  const a3 = await ipam.autoAssign({
+    node: "h3",
+    handleID: "w3",
+    num4: 1,
+    num6: 1,
+    attrs: { node: "h3", namespace: "x", pod: "w3" },
+  });
+  const [v4a, v6a, v4c, v6c] = [a1.ipv4[0]!, a1.ipv6[0]!, a3.ipv4[0]!, a3.ipv6[0]!];
+  const net = (c: string) => {
+    const [addr, len] = c.split("/") as [string, string];
+    return { addr, len: Number(len) };
+  };
+  w1 = await fab.addWorkload(fab.host("h1"), {
+    namespace: "x",
+    name: "w1",
+    labels: { app: "w1" },
+    v4: v4a.address,
+    v6: v6a.address,
+  });
+  w3 = await fab.addWorkload(fab.host("h3"), {
+    namespace: "x",
+    name: "w3",
+    labels: { app: "w3" },
+    v4: v4c.address,
+    v6: v6c.address,
+  });
+  const h1 = fab.host("h1");
+  const h3 = fab.host("h3");
+  // The blocks as the speakers originate them (their status files).
+  const s1 = (await fab.waitForStatus(
+    h1,
+    (s) => ((s as Status).bgp?.originated.length ?? 0) === 2,
+    "h1 originating its 2 blocks",
+  )) as Status;
+  const s3 = (await fab.waitForStatus(
+    h3,
+    (s) => ((s as Status).bgp?.originated.length ?? 0) === 2,
+    "h3 originating its 2 blocks",
+  )) as Status;
+  const [b1v4, b1v6] = [
+    s1.bgp!.originated.find((p) => !p.includes(":"))!,
+    s1.bgp!.originated.find((p) => p.includes(":"))!,
+  ];
+  block3 = s3.bgp!.originated.find((p) => !p.includes(":"))!;
+  assert.equal(net(b1v4).len, 26);
+  assert.equal(net(b1v6).len, 122);
+  assert.equal(v4a.cidr.split("/")[1], "26");
+  for (const h of [fab.host("h2"), h3]) {
+    await until(`${h.name}: ${b1v4} via 198.18.0.1 proto 84`, () => routeVia(h, b1v4, "198.18.0.1"));
+    await until(`${h.name}: ${b1v6} via fd00::1 proto 84`, () => routeVia(h, b1v6, "fd00::1"));
+  }
+  await until(`h1: ${block3} via 198.18.0.3`, () => routeVia(h1, block3, "198.18.0.3"));
+  // h1 does not install its own block from BGP (the dataplane's blackhole, proto 83, is there).
+  assert.ok(!(await routes(h1, 4)).some((r) => r.dst === b1v4));
+  const blackhole = await runOk("ip", ["-4", "route", "show", b1v4], { netns: h1.netns });
+  assert.match(blackhole, /blackhole .* proto 83/);
+
+  // Real packets, both families, h3's workload → h1's.
+  for (const [proto, addr] of [
+    ["tcp", w1.v4],
+    ["icmp", w1.v4],
+    ["tcp", w1.v6!],
+    ["icmp", w1.v6!],
+  ] as const) {
+    const r = await until(`${proto} ${addr} from w3`, async () => {
+      const x = await w3.probe.probe({ proto, addr, port: 80, timeoutMs: 1000 });
+      return x.ok ? x : undefined;
+    });
+    if (proto === "tcp") assert.equal(r.peer, w1.probe.name);
+  }
+});
+
+test("a workload added later on h1 with an address borrowed from h3's block is reachable through its /32", async () => {
+  const base = block3.split("/")[0]!;
+  const borrowed = base.replace(/\d+$/, (d) => String(Number(d) + 40));
+  await ipam.assignIP(borrowed, "w1b", { node: "h1", namespace: "x", pod: "w1b" }, "h1");
+  const wb = await fab.addWorkload(fab.host("h1"), {
+    namespace: "x",
+    name: "w1b",
+    labels: { app: "w1b" },
+    v4: borrowed,
+  });
+  await fab.waitForStatus(
+    fab.host("h1"),
+    (x) => (x as Status).bgp?.originated.includes(`${borrowed}/32`) === true,
+    `h1 originating ${borrowed}/32`,
+    10_000,
+  );
+  for (const h of [fab.host("h2"), fab.host("h3")])
+    await until(`${h.name}: ${borrowed}/32 via 198.18.0.1`, () =>
+      routeVia(h, `${borrowed}/32`, "198.18.0.1"),
+    );
+  const r = await until(`tcp ${borrowed} from w3`, async () => {
+    const x = await w3.probe.probe({ proto: "tcp", addr: borrowed, port: 8080, timeoutMs: 1000 });
+    return x.ok ? x : undefined;
+  });
+  assert.equal(r.peer, wb.probe.name);
+});
+
+test("stopping h1's agent (no graceful restart) removes its routes from the other hosts; h3's stay", async () => {
+  const h1 = fab.host("h1");
+  await fab.stopAgent(h1);
+  assert.equal(h1.agent?.exitCode, 0, h1.agentLog.slice(-3000));
+  for (const h of [fab.host("h2"), fab.host("h3")]) {
+    await until(`${h.name}: no route via 198.18.0.1 left`, async () => {
+      const all = [...(await routes(h, 4)), ...(await routes(h, 6))];
+      return all.some((r) => r.gateway === "198.18.0.1" || r.gateway === "fd00::1") ? undefined : true;
+    });
+  }
+  assert.ok(await routeVia(fab.host("h2"), block3, "198.18.0.3"), "h3's block still routed on h2");
+  // h2's status names why the session to h1 went down.
+  const s = (await fab.waitForStatus(
+    fab.host("h2"),
+    (x) => (x as Status).bgp?.peers.find((p) => p.address === "198.18.0.1")?.state !== "Established",
+    "h2's session to h1 down",
+  )) as Status;
+  const row = s.bgp!.peers.find((p) => p.address === "198.18.0.1") as PeerRow & {
+    info?: string;
+    lastDown?: string;
+  };
+  assert.match(row.lastDown ?? "", /Cease/);
+  const r = await cli(["node", "status", "--status-file", h1.statusFile]);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /Calico process is not running\./);
+});
