@@ -4,7 +4,9 @@
  * sqlite datastore. Workload addresses come from IPAM (blocks affine to h1 and h3); the blocks
  * travel over BGP (proto 84 routes via the owning host), and a workload on h3 reaches one on h1
  * over them. A workload on h1 with an address borrowed from h3's block becomes reachable
- * through its advertised /32. Stopping h1's agent (graceful restart off) withdraws its routes.
+ * through its advertised /32. Then the mesh is turned off and h2 made a route reflector by
+ * BGPPeer selectors: the agents reconfigure in place and h3 learns h1's routes through h2 with
+ * h1 as next hop. Stopping h1's agent (graceful restart off) withdraws its routes everywhere.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -241,7 +243,76 @@ test("a workload added later on h1 with an address borrowed from h3's block is r
   assert.equal(r.peer, wb.probe.name);
 });
 
-test("stopping h1's agent (no graceful restart) removes its routes from the other hosts; h3's stay", async () => {
+test("mesh off, h2 a route reflector: h1 and h3 peer only with h2, and h3 still routes h1's block via h1", async () => {
+  const h2node = await fab.store.get("Node", "h2");
+  h2node.metadata.labels = { ...h2node.metadata.labels, rr: "true" };
+  const bgp = { ...(h2node.spec.bgp as Record<string, unknown>), routeReflectorClusterID: "224.0.0.1" };
+  await fab.store.apply({ ...h2node, spec: { ...h2node.spec, bgp } });
+  const peer = (name: string, spec: Record<string, unknown>) =>
+    fab.store.apply({ apiVersion: "projectcalico.org/v3", kind: "BGPPeer", metadata: { name }, spec });
+  // Graceful restart off on these peers too (the last test stops h1).
+  await peer("to-rr", { nodeSelector: "all()", peerSelector: "rr == 'true'", maxRestartTime: "0s" });
+  await peer("rr-to-clients", {
+    nodeSelector: "rr == 'true'",
+    peerSelector: "!has(rr)",
+    maxRestartTime: "0s",
+  });
+  await fab.store.apply({
+    apiVersion: "projectcalico.org/v3",
+    kind: "BGPConfiguration",
+    metadata: { name: "default" },
+    spec: { nodeToNodeMeshEnabled: false },
+  });
+  const only = (want: string[]) => (x: Record<string, unknown>) => {
+    const peers = (x as Status).bgp?.peers ?? [];
+    return (
+      peers
+        .map((p) => `${p.address} ${p.type}`)
+        .sort()
+        .join(",") === want.join(",") && peers.every((p) => p.state === "Established")
+    );
+  };
+  for (const [h, want] of [
+    ["h1", ["198.18.0.2 node specific", "fd00::2 node specific"]],
+    ["h3", ["198.18.0.2 node specific", "fd00::2 node specific"]],
+    [
+      "h2",
+      [
+        "198.18.0.1 node specific",
+        "198.18.0.3 node specific",
+        "fd00::1 node specific",
+        "fd00::3 node specific",
+      ],
+    ],
+  ] as const)
+    await fab.waitForStatus(fab.host(h), only([...want]), `${h}: sessions ${want.join(", ")}`, 30_000);
+  // h2 originates nothing: what h3 receives from it (h1's block and borrowed /32) is reflected.
+  await fab.waitForStatus(
+    fab.host("h3"),
+    (x) =>
+      (
+        (x as Status).bgp?.peers.find((p) => p.address === "198.18.0.2") as
+          { routesReceived?: number } | undefined
+      )?.routesReceived === 2,
+    "h3 receiving h1's two IPv4 prefixes from h2",
+  );
+  // Reflected by h2 with h1's next hop kept (RFC 4456), and traffic goes h3 → h1 directly.
+  const b1 = w1.v4.replace(/\.\d+$/, "");
+  await until(`h3: h1's block via 198.18.0.1 (reflected)`, async () => {
+    const rs = await routes(fab.host("h3"), 4);
+    return rs.some((r) => r.dst.startsWith(b1) && r.gateway === "198.18.0.1") ? true : undefined;
+  });
+  await until(`h1: h3's block via 198.18.0.3 (reflected)`, () =>
+    routeVia(fab.host("h1"), block3, "198.18.0.3"),
+  );
+  const r = await until(`tcp ${w1.v4} from w3 via the reflected route`, async () => {
+    const x = await w3.probe.probe({ proto: "tcp", addr: w1.v4, port: 80, timeoutMs: 1000 });
+    return x.ok ? x : undefined;
+  });
+  assert.equal(r.peer, w1.probe.name);
+});
+
+test("stopping h1's agent (no graceful restart) removes its routes from the other hosts (reflected ones too); h3's stay", async () => {
   const h1 = fab.host("h1");
   await fab.stopAgent(h1);
   assert.equal(h1.agent?.exitCode, 0, h1.agentLog.slice(-3000));
