@@ -138,13 +138,13 @@ export class SysctlLinkManager implements LinkApplier {
     return c;
   }
 
-  /** Interface name → ifindex in the namespace. */
-  async links(): Promise<Map<string, number>> {
+  /** Interface name → ifindex in the namespace (of `names` only, when given: may be cheaper). */
+  async links(names?: ReadonlySet<string>): Promise<Map<string, number>> {
     const c = await this.libc();
     if (c !== undefined) {
       const nl = RtNetlink.open(c, this.netns);
       try {
-        return nl.links();
+        return nl.links(names);
       } finally {
         nl.close();
       }
@@ -168,7 +168,10 @@ export class SysctlLinkManager implements LinkApplier {
       if (all) return 0;
     }
     if (full) this.done.clear();
-    const present = await this.links();
+    // Incremental: look up only the interfaces not configured yet.
+    const present = await this.links(
+      full ? undefined : new Set([...ifaces].filter((i) => !this.done.has(i))),
+    );
     const writes: string[] = full ? globalSysctls(ipv6) : [];
     const configured: string[] = [];
     for (const iface of ifaces) {
@@ -179,7 +182,7 @@ export class SysctlLinkManager implements LinkApplier {
       configured.push(iface);
     }
     for (const name of [...this.done.keys()])
-      if (!ifaces.has(name) || !present.has(name)) this.done.delete(name);
+      if (!ifaces.has(name) || (full && !present.has(name))) this.done.delete(name);
     if (writes.length === 0) return 0;
     try {
       await this.write(writes);

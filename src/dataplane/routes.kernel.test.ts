@@ -174,6 +174,10 @@ for (const via of ["netlink", "ip"] as const) {
       assert.equal(await m.apply(want, true, false), 2);
       assert.deepEqual(await kernelRoutes(NS), want);
 
+      // Incremental (interfaces looked up by name): a missing one is reported the same way.
+      const more = new Map([...want, ["198.19.0.4/32", uni("198.19.0.4/32", "calid")]]);
+      await assert.rejects(m.apply(more, true, false), /198\.19\.0\.4\/32 dev calid/);
+
       // The interface vanishes: the kernel drops its routes, a full apply reports them.
       await runOk("ip", ["-n", NS, "link", "del", "calic"]);
       await assert.rejects(m.apply(want, true, true), /198\.19\.0\.3\/32 dev calic/);

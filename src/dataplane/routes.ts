@@ -326,8 +326,19 @@ export class RouteManager implements RouteApplier {
   ): number {
     const nl = RtNetlink.open(c, this.netns);
     try {
-      const links = nl.links();
-      const changes = routeChanges(belief ?? this.readNetlink(nl, links, ipv6), want);
+      let links: Map<string, number>;
+      let changes: RouteChange[];
+      if (belief === undefined) {
+        links = nl.links();
+        changes = routeChanges(this.readNetlink(nl, links, ipv6), want);
+      } else {
+        // Incremental: only the interfaces of the routes being written.
+        changes = routeChanges(belief, want);
+        const devs = new Set<string>();
+        for (const ch of changes)
+          if (ch.op === "replace" && ch.route.dev !== undefined) devs.add(ch.route.dev);
+        links = nl.links(devs);
+      }
       const failed: string[] = [];
       const requests: Buffer[] = [];
       const bySeq = new Map<number, RouteChange>();

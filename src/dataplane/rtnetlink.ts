@@ -246,9 +246,46 @@ export class RtNetlink {
     }
   }
 
-  /** Interface name → ifindex (one RTM_GETLINK dump). */
-  links(): Map<string, number> {
+  /**
+   * Interface name → ifindex: of `names` only (missing ones absent) when given and few — one
+   * RTM_GETLINK per name, all in one sendmsg, ~1 ms — else of every link (one dump, 15–35 ms
+   * for 2,000 links: each carries its full IPv4/IPv6 configuration).
+   */
+  links(names?: ReadonlySet<string>): Map<string, number> {
     const out = new Map<string, number>();
+    if (names !== undefined && names.size <= LOOKUP_MAX) {
+      const pending = new Set<number>();
+      const reqs: Buffer[] = [];
+      for (const name of names) {
+        const seq = this.nextSeq();
+        pending.add(seq);
+        reqs.push(
+          request(
+            RTM_GETLINK,
+            NLM_F_REQUEST,
+            seq,
+            Buffer.concat([Buffer.alloc(16), rtattr(IFLA_IFNAME, Buffer.from(`${name}\0`))]),
+          ),
+        );
+      }
+      if (reqs.length > 0) this.sendAll(Buffer.concat(reqs), `${reqs.length} link lookups`);
+      while (pending.size > 0) {
+        const n = this.c.recv(this.fd, this.buf, this.buf.length, 0);
+        if (n < 0) throw this.fail("link lookup", this.c.errno());
+        for (let off = 0; off + HDR <= n;) {
+          const len = this.buf.readUInt32LE(off);
+          if (len < HDR || off + len > n) break;
+          const m = this.buf.subarray(off, off + len);
+          if (pending.delete(m.readUInt32LE(8)) && m.readUInt16LE(4) !== NLMSG_ERROR) {
+            const name = parseAttrs(m, HDR + 16).get(IFLA_IFNAME);
+            if (name !== undefined)
+              out.set(name.toString("utf8").replace(/\0.*$/s, ""), m.readInt32LE(HDR + 4));
+          } // an NLMSG_ERROR (ENODEV): no such interface
+          off += pad4(len);
+        }
+      }
+      return out;
+    }
     for (const m of this.dump(RTM_GETLINK, Buffer.alloc(16))) {
       const name = parseAttrs(m, HDR + 16).get(IFLA_IFNAME);
       if (name === undefined) continue;
@@ -257,3 +294,6 @@ export class RtNetlink {
     return out;
   }
 }
+
+/** Up to this many names are looked up one by one rather than dumped. */
+const LOOKUP_MAX = 64;
