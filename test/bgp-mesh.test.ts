@@ -312,6 +312,56 @@ test("mesh off, h2 a route reflector: h1 and h3 peer only with h2, and h3 still 
   assert.equal(r.peer, w1.probe.name);
 });
 
+test("graceful restart: h3's agent restarted (SIGTERM, GR offered) — h2 keeps h3's routes meanwhile, traffic to h3's workload continues", async () => {
+  // h3 alone offers GR 120 s to the reflector (a node-specific peer sorting before "to-rr").
+  const t0 = Date.now();
+  await fab.store.apply({
+    apiVersion: "projectcalico.org/v3",
+    kind: "BGPPeer",
+    metadata: { name: "h3-to-rr" },
+    spec: { node: "h3", peerSelector: "rr == 'true'", maxRestartTime: "120s" },
+  });
+  const h3 = fab.host("h3");
+  const establishedWith = (addr: string) => (x: Record<string, unknown>) =>
+    (x as Status).bgp?.peers.find((p) => p.address === addr)?.state === "Established";
+  // The changed peer is re-added on h3 (a new session, since after t0) with h1's routes reflected.
+  await fab.waitForStatus(
+    h3,
+    (x) => {
+      const p = (x as Status).bgp?.peers.find((q) => q.address === "198.18.0.2") as
+        (PeerRow & { since: string; routesReceived: number }) | undefined;
+      return p?.state === "Established" && Date.parse(p.since) > t0 && p.routesReceived === 2;
+    },
+    "h3's session to h2 re-added (with GR) and up with 2 routes",
+  );
+  await until(`h1: ${block3} via 198.18.0.3`, () => routeVia(fab.host("h1"), block3, "198.18.0.3"));
+  await fab.stopAgent(h3);
+  assert.equal(h3.agent?.exitCode, 0, h3.agentLog.slice(-3000));
+  assert.match(h3.agentLog, /peers keep our routes \(graceful restart\)/);
+  await fab.waitForStatus(
+    fab.host("h2"),
+    (x) => !establishedWith("198.18.0.3")(x),
+    "h2 noticing h3's session gone",
+  );
+  // Stale but kept (and still reflected): h1 and h2 route h3's block, and packets get there.
+  for (const h of [fab.host("h2"), fab.host("h1")])
+    assert.ok(await routeVia(h, block3, "198.18.0.3"), `${h.name} keeps h3's block during the restart`);
+  const during = await w1.probe.probe({ proto: "tcp", addr: w3.v4, port: 80, timeoutMs: 2000 });
+  assert.ok(during.ok, `w1 → w3 while h3's agent is down: ${during.error ?? ""}`);
+  assert.equal(during.peer, w3.probe.name);
+  // h3 kept its learned routes too (we did not clear them on the way out).
+  assert.ok(
+    (await routes(h3, 4)).some((r) => r.gateway === "198.18.0.1"),
+    "h3's kernel keeps h1's routes while its agent is down",
+  );
+  fab.startAgent(h3);
+  await fab.waitForStatus(h3, establishedWith("198.18.0.2"), "h3's session to h2 back", 30_000);
+  await fab.waitForStatus(fab.host("h2"), establishedWith("198.18.0.3"), "h2's session to h3 back", 30_000);
+  await until(`h1: ${block3} via 198.18.0.3 after the restart`, () =>
+    routeVia(fab.host("h1"), block3, "198.18.0.3"),
+  );
+});
+
 test("stopping h1's agent (no graceful restart) removes its routes from the other hosts (reflected ones too); h3's stay", async () => {
   const h1 = fab.host("h1");
   await fab.stopAgent(h1);

@@ -205,3 +205,33 @@ test("disabled from outside (--no-bgp): no speaker, the reason in status", async
     errors: [],
   });
 });
+
+test("graceful stop: peers offered GR get nothing (the sessions drop with the process), the others a Cease", async () => {
+  const { runner, made } = setup();
+  runner.onUpdates([
+    node("h1", "198.18.0.1"),
+    node("h2", "198.18.0.2"),
+    {
+      key: resourceKey("bgppeers", "tor"),
+      value: { spec: { peerIP: "198.18.0.254", asNumber: 65100, maxRestartTime: "0s" } },
+    },
+  ]);
+  runner.onInSync();
+  await runner.settled();
+  const sp = made[0]!;
+  sp.calls.length = 0;
+  await runner.stop({ graceful: true });
+  assert.deepEqual(sp.calls, ["remove 198.18.0.254"]);
+
+  // Graceful restart off everywhere: a normal stop, even when asked to be graceful.
+  const b = setup();
+  b.runner.onUpdates([
+    node("h1", "198.18.0.1"),
+    node("h2", "198.18.0.2"),
+    { key: resourceKey("bgpconfigurations", "default"), value: { spec: { nodeMeshMaxRestartTime: "0s" } } },
+  ]);
+  b.runner.onInSync();
+  await b.runner.settled();
+  await b.runner.stop({ graceful: true });
+  assert.deepEqual(b.made[0]!.calls.slice(-1), ["stop"]);
+});

@@ -174,11 +174,32 @@ export class BgpRunner {
     return out;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stop BGP. `graceful` (calico-node exiting on SIGTERM): when we offer graceful restart, the
+   * sessions are left to drop with the process — no Cease — so peers keep our routes as stale
+   * for the restart time (RFC 4724) and forwarding continues until the next run refreshes them;
+   * our own kernel routes stay too. Otherwise every peer gets a Cease and our routes go.
+   */
+  async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#running;
+    const sp = this.#speaker;
+    const graceful = [...this.#peers.values()].filter((p) => p.gracefulRestartTime > 0);
+    if (opts.graceful === true && sp !== undefined && graceful.length > 0) {
+      // Peers we offered no graceful restart get their Cease; the others nothing.
+      for (const p of this.#peers.values())
+        if (p.gracefulRestartTime <= 0) await sp.removePeer(p.address).catch(() => undefined);
+      this.#opts.log.info(
+        "BGP sessions left to drop with the process: peers keep our routes (graceful restart)",
+        {
+          peers: graceful.map((p) => `${p.address} (${p.gracefulRestartTime} s)`),
+        },
+      );
+      this.#speaker = undefined;
+      return;
+    }
     await this.#stopSpeaker();
   }
 

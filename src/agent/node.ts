@@ -386,7 +386,9 @@ export class CalicoNodeRun {
     this.halted = true;
     this.syncer?.stop();
     if (this.bgpTimer) clearInterval(this.bgpTimer);
-    await this.bgpRunner?.stop();
+    // Exiting (SIGTERM): a graceful-restart exit, peers keep our routes. An in-process restart
+    // must free the BGP port for the next run's speaker: a normal stop.
+    await this.bgpRunner?.stop({ graceful: why === "stopped" });
     await this.agent?.stop();
     await this.health?.close();
     await this.metricsServer?.close();
