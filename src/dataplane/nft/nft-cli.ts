@@ -9,15 +9,9 @@ import { CalicoError } from "../../errors.js";
 import { NftApplyError } from "./fake-nft.js";
 import { renderTransaction, type RenderOptions } from "./render.js";
 import { canonicalElement } from "./elements.js";
-import {
-  MAX_BATCH_BYTES,
-  UnsupportedElementError,
-  encodeElementBatch,
-  loadLibc,
-  sendBatch,
-  type ElementOp,
-  type ElementTarget,
-} from "./netlink-elements.js";
+import type { ElementTarget } from "./netlink-elements.js";
+import { NftNetlinkError, UnsupportedNetlinkError, loadLibc, sendBatch } from "./netlink.js";
+import { encodeTransaction } from "./netlink-tx.js";
 import {
   TABLE_FAMILY,
   TABLE_NAME,
@@ -39,10 +33,13 @@ export interface NftCliOptions {
   /** Network namespace (name or path); undefined: the caller's. */
   netns?: string;
   /**
-   * Send element-only transactions over raw nfnetlink (netlink-elements.ts) instead of `nft -f`
-   * (default true; `CALICO_NFT_NETLINK=0` turns it off). Falls back to `nft -f` for anything it
-   * cannot encode and after any netlink error (the kernel aborted the batch: nothing applied).
+   * Send transactions over raw nfnetlink (netlink-tx.ts: one batch, atomic, as nft sends it)
+   * instead of `nft -f` (default true; `CALICO_NFT_NETLINK=0` turns it off). Falls back to
+   * `nft -f` for anything the encoder cannot express and after any netlink error (the kernel
+   * aborted the batch: nothing applied), so a wrong transaction still fails with nft's message.
    */
+  netlink?: boolean;
+  /** Old name of `netlink` (it once covered element-only transactions only). */
   netlinkElements?: boolean;
 }
 
@@ -50,28 +47,10 @@ export interface NftCliOptions {
 export interface NftCliStats {
   netlink: number;
   script: number;
+  /** Transactions the kernel refused over netlink, then sent to `nft -f`. */
   netlinkFallbacks: number;
-}
-
-const ELEMENT_OPS = new Set([
-  "ensure-table",
-  "add-elements",
-  "delete-elements",
-  "add-map-elements",
-  "delete-map-elements",
-]);
-
-/** The element operations of an element-only transaction, or undefined. */
-function elementOps(tx: Transaction): ElementOp[] | undefined {
-  if (!tx.ops.every((o) => ELEMENT_OPS.has(o.op))) return undefined;
-  const out: ElementOp[] = [];
-  for (const o of tx.ops) {
-    if (o.op === "add-elements") out.push({ kind: "add", set: o.set, elements: o.elements });
-    else if (o.op === "delete-elements") out.push({ kind: "delete", set: o.set, elements: o.elements });
-    else if (o.op === "add-map-elements") out.push({ kind: "add-map", map: o.map, elements: o.elements });
-    else if (o.op === "delete-map-elements") out.push({ kind: "delete-map", map: o.map, keys: o.keys });
-  }
-  return out.length > 0 ? out : undefined;
+  /** Transactions the encoder could not express (sent to `nft -f`). */
+  unsupported: number;
 }
 
 type Json = unknown;
@@ -175,18 +154,30 @@ export class NftCli implements Nft {
   private readonly useNetlink: boolean;
   /** Key types of our sets and maps as we last saw or wrote them (for the netlink encoder). */
   private readonly targets = new Map<string, ElementTarget>();
-  readonly stats: NftCliStats = { netlink: 0, script: 0, netlinkFallbacks: 0 };
+  readonly stats: NftCliStats = { netlink: 0, script: 0, netlinkFallbacks: 0, unsupported: 0 };
   /** Bytes of the last transaction written (nft script, or netlink batch). */
   lastScriptBytes = 0;
+  /** Why the last transaction did not go over netlink (diagnostics, tests), if it did not. */
+  lastFallbackReason: string | undefined;
 
-  /** Whether element-only transactions go over nfnetlink (cheap) rather than `nft -f`. */
+  /**
+   * Whether a caller should split element updates into their own transaction to keep them off
+   * nft's expensive element cache fill. False when whole transactions go over netlink: then a
+   * mixed transaction is one cheap atomic batch, and splitting would only give up atomicity.
+   */
   get elementsViaNetlink(): boolean {
+    return false;
+  }
+
+  /** Whether transactions go over nfnetlink (with `nft -f` as the fallback). */
+  get viaNetlink(): boolean {
     return this.useNetlink;
   }
 
   constructor(opts: NftCliOptions = {}) {
     this.netns = opts.netns;
-    this.useNetlink = (opts.netlinkElements ?? true) && process.env.CALICO_NFT_NETLINK !== "0";
+    this.useNetlink =
+      (opts.netlink ?? opts.netlinkElements ?? true) && process.env.CALICO_NFT_NETLINK !== "0";
   }
 
   async apply(tx: Transaction, opts: RenderOptions = {}): Promise<void> {
@@ -201,19 +192,25 @@ export class NftCli implements Nft {
 
   /** True when the transaction was applied over nfnetlink; false: use `nft -f`. */
   private async applyNetlink(tx: Transaction): Promise<boolean> {
-    const ops = elementOps(tx);
-    if (ops === undefined) return false;
     const libc = await loadLibc();
-    if (libc === undefined) return false;
+    if (libc === undefined) {
+      this.lastFallbackReason = "koffi (libc) is not available";
+      return false;
+    }
     try {
-      const batch = encodeElementBatch(ops, (n) => this.targets.get(n));
-      if (batch.bytes.length > MAX_BATCH_BYTES) return false;
+      const batch = encodeTransaction(tx, this.targets);
       sendBatch(libc, this.netns, batch);
       this.lastScriptBytes = batch.bytes.length;
+      this.targets.clear();
+      for (const [n, t] of batch.targets) this.targets.set(n, t);
+      this.lastFallbackReason = undefined;
       return true;
     } catch (e) {
-      if (!(e instanceof UnsupportedElementError)) this.stats.netlinkFallbacks++;
+      if (e instanceof UnsupportedNetlinkError) this.stats.unsupported++;
+      else if (e instanceof NftNetlinkError) this.stats.netlinkFallbacks++;
+      else throw e;
       // Nothing was applied (the kernel aborts a failed batch); nft -f applies or explains.
+      this.lastFallbackReason = e.message;
       return false;
     }
   }

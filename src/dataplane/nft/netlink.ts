@@ -1,0 +1,240 @@
+/**
+ * nfnetlink primitives shared by the element encoder (netlink-elements.ts) and the transaction
+ * encoder (netlink-tx.ts): attribute and message framing, the libc functions (koffi), and
+ * sending one batch on a NETLINK_NETFILTER socket opened inside the target namespace.
+ *
+ * A batch (BATCH_BEGIN … BATCH_END) is one nf_tables transaction: the kernel processes it inside
+ * sendmsg, queues an NLMSG_ERROR for every failing message (and an ACK for every message that
+ * asked for one), and on any failure aborts the whole batch, so nothing of it is applied.
+ */
+import { CalicoError } from "../../errors.js";
+import { inNetns } from "../netns.js";
+import { errnoText } from "../rtnetlink.js";
+
+export const NFT_NETLINK_FAILED = "NFT_NETLINK_FAILED";
+
+// linux/netlink.h, linux/netfilter/nfnetlink.h
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
+const NLMSG_ERROR = 2;
+const NFNL_MSG_BATCH_BEGIN = 16;
+const NFNL_MSG_BATCH_END = 17;
+export const NFNL_SUBSYS_NFTABLES = 10;
+export const NFPROTO_INET = 1;
+const NLA_F_NESTED = 0x8000;
+
+/** Something an encoder cannot express (the caller falls back to `nft -f`). */
+export class UnsupportedNetlinkError extends Error {
+  override readonly name: string = "UnsupportedNetlinkError";
+}
+
+// ---------------------------------------------------------------- attribute encoding
+
+export const pad4 = (n: number): number => (n + 3) & ~3;
+
+export function attr(type: number, payload: Buffer): Buffer {
+  const len = 4 + payload.length;
+  if (len > 0xffff) throw new UnsupportedNetlinkError(`netlink attribute ${type} too long (${len} bytes)`);
+  const b = Buffer.alloc(pad4(len));
+  b.writeUInt16LE(len, 0);
+  b.writeUInt16LE(type, 2);
+  payload.copy(b, 4);
+  return b;
+}
+export const nested = (type: number, parts: readonly Buffer[]): Buffer =>
+  attr(type | NLA_F_NESTED, Buffer.concat(parts));
+export const strz = (s: string): Buffer => Buffer.from(`${s}\0`, "utf8");
+export const be32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+};
+/** A u32 in host (little-endian) order, as nft writes host-order values (marks, ct state). */
+export const le32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0);
+  return b;
+};
+
+/** One nfnetlink message: nlmsghdr + nfgenmsg + body. */
+export function message(
+  type: number,
+  flags: number,
+  seq: number,
+  family: number,
+  resId: number,
+  body: Buffer,
+): Buffer {
+  const head = Buffer.alloc(20);
+  head.writeUInt32LE(20 + body.length, 0);
+  head.writeUInt16LE(type, 4);
+  head.writeUInt16LE(flags, 6);
+  head.writeUInt32LE(seq, 8);
+  head.writeUInt32LE(0, 12); // port id: the kernel
+  head.writeUInt8(family, 16); // nfgenmsg
+  head.writeUInt8(0, 17); // NFNETLINK_V0
+  head.writeUInt16BE(resId, 18);
+  return Buffer.concat([head, body]);
+}
+
+/** An nf_tables message of the inet family. */
+export const nftMessage = (msgType: number, flags: number, seq: number, body: Buffer): Buffer =>
+  message((NFNL_SUBSYS_NFTABLES << 8) | msgType, flags, seq, NFPROTO_INET, 0, body);
+
+export const batchBegin = (seq: number): Buffer =>
+  message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, Buffer.alloc(0));
+export const batchEnd = (seq: number): Buffer =>
+  message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, Buffer.alloc(0));
+
+export interface EncodedBatch {
+  bytes: Buffer;
+  /** Sequence numbers that must be acknowledged (their messages carry NLM_F_ACK). */
+  seqs: number[];
+  /** What each sequence number stands for, to name a failing operation ("add rule c1 #3"). */
+  describe?: (seq: number) => string | undefined;
+}
+
+// ---------------------------------------------------------------- libc (koffi)
+
+export interface Libc {
+  socket: (domain: number, type: number, proto: number) => number;
+  setsockopt: (fd: number, level: number, opt: number, val: Buffer, len: number) => number;
+  send: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  open: (path: string, flags: number) => number;
+  close: (fd: number) => number;
+  setns: (fd: number, nstype: number) => number;
+  errno: () => number;
+}
+
+let libcPromise: Promise<Libc | undefined> | undefined;
+
+/** libc through koffi, or undefined when koffi (an optional native package) cannot load. */
+export function loadLibc(): Promise<Libc | undefined> {
+  libcPromise ??= (async () => {
+    try {
+      const koffi = (await import("koffi")).default;
+      const lib = koffi.load("libc.so.6");
+      const f = <T>(decl: string): T => lib.func(decl) as unknown as T;
+      return {
+        socket: f("int socket(int, int, int)"),
+        setsockopt: f("int setsockopt(int, int, int, void *, uint32_t)"),
+        send: f("long send(int, void *, size_t, int)"),
+        recv: f("long recv(int, void *, size_t, int)"),
+        open: f("int open(const char *, int)"),
+        close: f("int close(int)"),
+        setns: f("int setns(int, int)"),
+        errno: () => koffi.errno(),
+      };
+    } catch {
+      return undefined;
+    }
+  })();
+  return libcPromise;
+}
+
+// ---------------------------------------------------------------- sending
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0x80000;
+const NETLINK_NETFILTER = 12;
+const SOL_SOCKET = 1;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const SOL_NETLINK = 270;
+const NETLINK_CAP_ACK = 10;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+/** Receive buffer: errors and ACKs of a whole batch are queued before we read any. */
+const RCVBUF_BYTES = 16 << 20;
+
+/** A failed batch: the kernel applied none of it. */
+export class NftNetlinkError extends CalicoError {
+  constructor(
+    message: string,
+    /** errno of the first failure (0: a transport problem, not the kernel refusing). */
+    readonly errno: number,
+    /** The operation that failed, when known. */
+    readonly op?: string,
+  ) {
+    super(NFT_NETLINK_FAILED, message);
+  }
+}
+
+const fail = (what: string, errno: number): NftNetlinkError =>
+  new NftNetlinkError(`nfnetlink ${what} failed: ${errnoText(errno)}`, errno);
+
+function openSocket(c: Libc, netns: string | undefined): number {
+  const fd = inNetns(c, netns, () => c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+  if (fd < 0) throw fail("socket", c.errno());
+  return fd;
+}
+
+/**
+ * Send one batch in one sendmsg and read every reply. Throws NftNetlinkError naming the first
+ * failing operation (the kernel then aborted the whole batch: nothing applied), or when a message
+ * that asked for an ACK got none.
+ */
+export function sendBatch(c: Libc, netns: string | undefined, batch: EncodedBatch): void {
+  const fd = openSocket(c, netns);
+  try {
+    const u32 = (n: number): Buffer => le32(n);
+    c.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, u32(1), 4); // ACKs without a copy of the request
+    // nft does the same: a cold-start batch is tens of MiB and must go in one piece.
+    c.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, u32(Math.max(batch.bytes.length * 2, 1 << 20)), 4);
+    c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, u32(RCVBUF_BYTES), 4);
+    const sent = c.send(fd, batch.bytes, batch.bytes.length, 0);
+    if (sent !== batch.bytes.length) throw fail(`send of ${batch.bytes.length} bytes`, c.errno());
+    const acked = new Set<number>();
+    let first: { seq: number; errno: number } | undefined;
+    let errors = 0;
+    const buf = Buffer.alloc(256 * 1024);
+    for (;;) {
+      const n = c.recv(fd, buf, buf.length, MSG_DONTWAIT);
+      if (n < 0) {
+        const e = c.errno();
+        if (e === EAGAIN) break;
+        throw fail("recv", e);
+      }
+      if (n === 0) break;
+      for (let off = 0; off + 16 <= n;) {
+        const len = buf.readUInt32LE(off);
+        const type = buf.readUInt16LE(off + 4);
+        // nlmsgerr: int error, then the request's header (its seq at +8).
+        if (type === NLMSG_ERROR && len >= 16 + 4 + 16) {
+          const err = buf.readInt32LE(off + 16);
+          const seq = buf.readUInt32LE(off + 16 + 4 + 8);
+          if (err === 0) acked.add(seq);
+          else {
+            errors++;
+            first ??= { seq, errno: -err };
+          }
+        }
+        if (len < 16) break;
+        off += pad4(len);
+      }
+    }
+    if (first !== undefined) {
+      const op = batch.describe?.(first.seq);
+      const more = errors > 1 ? ` (and ${errors - 1} more failing messages)` : "";
+      throw new NftNetlinkError(
+        `nfnetlink batch refused by the kernel, nothing applied: ${op ?? `message ${first.seq}`}: ` +
+          `${errnoText(first.errno)}${more}`,
+        first.errno,
+        op,
+      );
+    }
+    const missing = batch.seqs.filter((s) => !acked.has(s));
+    if (missing.length > 0)
+      throw new NftNetlinkError(
+        `nfnetlink batch: ${missing.length} message(s) not acknowledged (first ${batch.describe?.(missing[0]!) ?? missing[0]})`,
+        0,
+      );
+  } finally {
+    c.close(fd);
+  }
+}
