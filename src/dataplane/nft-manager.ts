@@ -32,13 +32,18 @@ export interface NftApplyStats {
 
 interface BelievedChain {
   base?: BaseChainSpec;
-  rules: { comment?: string }[];
+  rules: readonly { comment?: string }[];
 }
 
-/** Our belief of the kernel's table after the last successful apply (a deep copy). */
+/**
+ * Our belief of the kernel's table after the last successful apply. Chains and sets are the
+ * desired table's own objects, shared, not copied: the desired table never changes one in
+ * place (an update replaces the chain or set object), so the one we recorded stays as it was
+ * applied. Map element lists are changed in place by the desired table: those are copied.
+ */
 class Belief implements TableView {
   chains = new Map<string, BelievedChain>();
-  sets = new Map<string, { spec: SetSpec; elements: Set<string> }>();
+  sets = new Map<string, { spec: SetSpec; elements: ReadonlySet<string> }>();
   maps = new Map<string, { spec: MapSpec; elements: Map<string, MapVerdict> }>();
 
   /** Copy `want` for the given names (all when undefined). */
@@ -49,18 +54,12 @@ class Belief implements TableView {
     for (const n of chains) {
       const c = want.chains.get(n);
       if (c === undefined) this.chains.delete(n);
-      else {
-        const b: BelievedChain = {
-          rules: c.rules.map((r) => (r.comment === undefined ? {} : { comment: r.comment })),
-        };
-        if (c.base !== undefined) b.base = c.base;
-        this.chains.set(n, b);
-      }
+      else this.chains.set(n, c);
     }
     for (const n of sets) {
       const s = want.sets.get(n);
       if (s === undefined) this.sets.delete(n);
-      else this.sets.set(n, { spec: s.spec, elements: new Set(s.elements) });
+      else this.sets.set(n, s);
     }
     for (const n of maps) {
       const m = want.maps.get(n);

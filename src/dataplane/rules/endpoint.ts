@@ -15,7 +15,7 @@ import type {
 import type { Chain, Match, Rule, Verdict } from "../nft/model.js";
 import { CHAIN, endpointChain, policyChain, profileChain, type EndpointChainKind } from "../names.js";
 import type { DataplaneConfig } from "../types.js";
-import { chain } from "./comment.js";
+import { chain, sharedRule } from "./comment.js";
 import { ACCEPT_MARK, PASS_MARK } from "./marks.js";
 import { failClosedRule, families } from "./policy.js";
 
@@ -29,13 +29,44 @@ const markClear = (bit: number): Match => ({ type: "mark", op: "==", mask: bit, 
 const r = (matches: Match[], verdict?: Verdict, statements: Rule["statements"] = []): Rule =>
   verdict === undefined ? { matches, statements } : { matches, statements, verdict };
 
+// The rules below are the same on every endpoint (or every endpoint using one policy or
+// profile): hashed once and shared between chains (comment.ts `sharedRule`). The key names
+// everything the rule depends on.
+
 export const conntrackRules = (): Rule[] => [
-  r([{ type: "ct-state", op: "==", states: ["established", "related"] }], { type: "accept" }),
-  r([{ type: "ct-state", op: "==", states: ["invalid"] }], { type: "drop" }),
+  sharedRule("ct-established", () =>
+    r([{ type: "ct-state", op: "==", states: ["established", "related"] }], { type: "accept" }),
+  ),
+  sharedRule("ct-invalid", () => r([{ type: "ct-state", op: "==", states: ["invalid"] }], { type: "drop" })),
 ];
 
 const clearMarks = (): Rule =>
-  r([], undefined, [{ type: "set-mark", clear: ACCEPT_MARK | PASS_MARK, set: 0 }]);
+  sharedRule("clear-marks", () =>
+    r([], undefined, [{ type: "set-mark", clear: ACCEPT_MARK | PASS_MARK, set: 0 }]),
+  );
+
+const clearPassMark = (): Rule =>
+  sharedRule("clear-pass-mark", () => r([], undefined, [{ type: "set-mark", clear: PASS_MARK, set: 0 }]));
+
+/** `return` once a policy or profile has set the accept mark. */
+const returnIfAccepted = (): Rule =>
+  sharedRule("return-if-accepted", () => r([markSet(ACCEPT_MARK)], { type: "return" }));
+
+/** Jump to a policy chain unless an earlier policy of the tier passed the packet. */
+const jumpPolicy = (target: string): Rule =>
+  sharedRule(`jump-policy:${target}`, () => r([markClear(PASS_MARK)], { type: "jump", chain: target }));
+
+const jumpTo = (target: string): Rule =>
+  sharedRule(`jump:${target}`, () => r([], { type: "jump", chain: target }));
+
+/** A verdict with no matches (`drop`, `reject`): the end of a chain. */
+const always = (v: Verdict): Rule => sharedRule(`always:${verdictKey(v)}`, () => r([], v));
+
+/** The verdicts endpoint chains end with; nothing else reaches `always`/end-of-tier. */
+function verdictKey(v: Verdict): string {
+  if (v.type === "drop" || v.type === "reject" || v.type === "return" || v.type === "accept") return v.type;
+  throw new Error(`endpoint chains do not end with a "${v.type}" verdict`);
+}
 
 /**
  * Step 6 for one direction's tiers; the references the chain makes are checked by the caller.
@@ -47,24 +78,19 @@ function tierRules(tiers: EndpointTier[], dir: Dir, deny: Verdict | undefined): 
   for (const t of tiers) {
     const ids = dir === "in" ? t.ingress : t.egress;
     if (ids.length === 0) continue;
-    out.push(r([], undefined, [{ type: "set-mark", clear: PASS_MARK, set: 0 }]));
-    for (const id of ids) {
-      out.push(r([markClear(PASS_MARK)], { type: "jump", chain: policyChain(dir, id) }));
-      out.push(r([markSet(ACCEPT_MARK)], { type: "return" }));
-    }
+    out.push(clearPassMark());
+    for (const id of ids) out.push(jumpPolicy(policyChain(dir, id)), returnIfAccepted());
     // "End of tier <name>. Drop if no policies passed packet."
-    if (t.defaultAction === "deny" && deny !== undefined) out.push(r([markClear(PASS_MARK)], deny));
+    if (t.defaultAction === "deny" && deny !== undefined)
+      out.push(sharedRule(`end-of-tier:${verdictKey(deny)}`, () => r([markClear(PASS_MARK)], deny)));
   }
   return out;
 }
 
 function profileRules(profiles: string[], dir: Dir, deny: Verdict): Rule[] {
   const out: Rule[] = [];
-  for (const id of profiles) {
-    out.push(r([], { type: "jump", chain: profileChain(dir, id) }));
-    out.push(r([markSet(ACCEPT_MARK)], { type: "return" }));
-  }
-  out.push(r([], deny)); // "Drop if no profiles matched"
+  for (const id of profiles) out.push(jumpTo(profileChain(dir, id)), returnIfAccepted());
+  out.push(always(deny)); // "Drop if no profiles matched"
   return out;
 }
 
@@ -111,7 +137,7 @@ function policyChainFor(
   const deny = denyVerdict(cfg, spec.type);
   const rules: Rule[] = [];
   if (spec.type !== "untracked") rules.push(...conntrackRules());
-  if (spec.failsafe !== undefined) rules.push(r([], { type: "jump", chain: spec.failsafe }));
+  if (spec.failsafe !== undefined) rules.push(jumpTo(spec.failsafe));
   if (!referencesPresent(state, spec.tiers, profiles, spec.dir)) {
     // An endpoint we cannot program correctly is denied, never left open (DESIGN.md §3).
     rules.push(failClosedRule());
@@ -145,16 +171,16 @@ function antiSpoof(ep: LocalWorkloadEndpoint, cfg: DataplaneConfig): Rule[] {
 
 /** Workloads may not originate VXLAN (udp/4789) or IPIP (proto 4) packets (§1.6 step 5). */
 const noTunnels = (): Rule[] => [
-  r(
-    [
-      { type: "l4proto", op: "==", protocols: [17] },
-      { type: "port", dir: "dport", op: "==", ranges: [{ first: 4789, last: 4789 }] },
-    ],
-    {
-      type: "drop",
-    },
+  sharedRule("no-vxlan", () =>
+    r(
+      [
+        { type: "l4proto", op: "==", protocols: [17] },
+        { type: "port", dir: "dport", op: "==", ranges: [{ first: 4789, last: 4789 }] },
+      ],
+      { type: "drop" },
+    ),
   ),
-  r([{ type: "l4proto", op: "==", protocols: [4] }], { type: "drop" }),
+  sharedRule("no-ipip", () => r([{ type: "l4proto", op: "==", protocols: [4] }], { type: "drop" })),
 ];
 
 export function workloadChains(

@@ -22,38 +22,90 @@ export function prefixElement(c: CIDR): SetElement {
   return n.prefix === familyBits(n.family) ? addr : `${addr}/${n.prefix}`;
 }
 
-/** The minimal set of prefixes covering `cidrs` with no element inside another. */
-export function collapse(cidrs: CIDR[]): CIDR[] {
-  const sorted = cidrs
-    .map(networkOf)
-    .sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : a.prefix - b.prefix));
-  const out: CIDR[] = [];
+/** A prefix with its element text and last address, computed once per distinct member. */
+interface ParsedNet {
+  cidr: CIDR;
+  /** Last address covered (for the containment check). */
+  end: bigint;
+  element: SetElement;
+}
+
+const parsedNet = (c: CIDR): ParsedNet => {
+  const n = networkOf(c);
+  return { cidr: n, end: n.addr | hostMask(n.family, n.prefix), element: prefixElement(n) };
+};
+
+/** The minimal cover, sorted by address (`collapse` over already parsed prefixes). */
+function collapseParsed(nets: ParsedNet[]): ParsedNet[] {
+  nets.sort((a, b) =>
+    a.cidr.addr < b.cidr.addr ? -1 : a.cidr.addr > b.cidr.addr ? 1 : a.cidr.prefix - b.cidr.prefix,
+  );
+  const out: ParsedNet[] = [];
   let lastEnd = -1n;
-  for (const c of sorted) {
-    if (c.addr <= lastEnd) continue; // inside the previous kept prefix
-    out.push(c);
-    lastEnd = c.addr | hostMask(c.family, c.prefix);
+  for (const n of nets) {
+    if (n.cidr.addr <= lastEnd) continue; // inside the previous kept prefix
+    out.push(n);
+    lastEnd = n.end;
   }
   return out;
 }
 
-function netElements(members: Iterable<string>, family: IPFamily): Set<SetElement> {
-  const cidrs: CIDR[] = [];
-  for (const m of members) {
-    const c = parseCIDROrIP(m);
-    if (c !== undefined && c.family === family) cidrs.push(c);
+/** The minimal set of prefixes covering `cidrs` with no element inside another. */
+export function collapse(cidrs: CIDR[]): CIDR[] {
+  return collapseParsed(cidrs.map(parsedNet)).map((n) => n.cidr);
+}
+
+/**
+ * Member text → its parsed form (null: not an address). An endpoint's address is a member of
+ * every set selecting it, and a set is rebuilt whole when one member changes, so parsing
+ * (bigint arithmetic) once per distinct member instead of once per (set, member) is most of the
+ * cold start's set cost; the element strings are shared by every set holding them, too.
+ * Bounded: cleared when it outgrows the data set (members that came and went).
+ */
+class MemberCache<T> {
+  private readonly map = new Map<string, T | null>();
+  constructor(
+    private readonly parse: (member: string) => T | null,
+    private readonly limit = 1 << 18,
+  ) {}
+  get(member: string): T | null {
+    let v = this.map.get(member);
+    if (v === undefined) {
+      if (this.map.size >= this.limit) this.map.clear();
+      v = this.parse(member);
+      this.map.set(member, v);
+    }
+    return v;
   }
-  return new Set(collapse(cidrs).map(prefixElement));
+}
+
+const netMembers = new MemberCache<ParsedNet>((m) => {
+  const c = parseCIDROrIP(m);
+  return c === undefined ? null : parsedNet(c);
+});
+
+function netElements(members: Iterable<string>, family: IPFamily): Set<SetElement> {
+  const nets: ParsedNet[] = [];
+  for (const m of members) {
+    const n = netMembers.get(m);
+    if (n !== null && n.cidr.family === family) nets.push(n);
+  }
+  return new Set(collapseParsed(nets).map((n) => n.element));
 }
 
 /** `198.19.0.5,6,8080` → `198.19.0.5 . 6 . 8080` (undefined for the other family or junk). */
 export function ipPortElement(member: string, family: IPFamily): SetElement | undefined {
-  const [addr, proto, port] = member.split(",");
-  if (addr === undefined || proto === undefined || port === undefined) return undefined;
-  const c = parseCIDROrIP(addr);
-  if (c === undefined || c.family !== family || !/^\d+$/.test(proto) || !/^\d+$/.test(port)) return undefined;
-  return `${formatIP(family, c.addr)} . ${Number(proto)} . ${Number(port)}`;
+  const e = ipPortMembers.get(member);
+  return e === null || e.family !== family ? undefined : e.element;
 }
+
+const ipPortMembers = new MemberCache<{ family: IPFamily; element: SetElement }>((member) => {
+  const [addr, proto, port] = member.split(",");
+  if (addr === undefined || proto === undefined || port === undefined) return null;
+  const c = parseCIDROrIP(addr);
+  if (c === undefined || !/^\d+$/.test(proto) || !/^\d+$/.test(port)) return null;
+  return { family: c.family, element: `${formatIP(c.family, c.addr)} . ${Number(proto)} . ${Number(port)}` };
+});
 
 export function ipSetFor(set: IPSet, family: IPFamily): DesiredSet {
   const name = ipSetName(family, set.id);

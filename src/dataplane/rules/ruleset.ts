@@ -57,14 +57,47 @@ function hepKinds(
   return (h) => new Set(hostEndpointChains(state, h, cfg).keys());
 }
 
+/**
+ * Who references what, both ways: `set(from, targets)` replaces what `from` references, and
+ * `get(target)` lists who references it (without scanning every target on each update).
+ */
+class RefIndex {
+  private readonly byTarget = new Map<string, Set<string>>();
+  private readonly byFrom = new Map<string, readonly string[]>();
+
+  set(from: string, targets: readonly string[]): void {
+    for (const t of this.byFrom.get(from) ?? []) {
+      const s = this.byTarget.get(t);
+      s?.delete(from);
+      if (s?.size === 0) this.byTarget.delete(t);
+    }
+    if (targets.length === 0) this.byFrom.delete(from);
+    else this.byFrom.set(from, targets);
+    for (const t of targets) {
+      let s = this.byTarget.get(t);
+      if (s === undefined) this.byTarget.set(t, (s = new Set()));
+      s.add(from);
+    }
+  }
+
+  get(target: string): ReadonlySet<string> | undefined {
+    return this.byTarget.get(target);
+  }
+
+  clear(): void {
+    this.byTarget.clear();
+    this.byFrom.clear();
+  }
+}
+
 export class DesiredTable {
   readonly chains = new Map<string, Chain>();
   readonly sets = new Map<string, DesiredSet>();
   readonly maps = new Map<string, DesiredMap>();
   private readonly pieces = new Map<string, Piece>();
   /** policy/profile ID → endpoint keys that reference it; set ID → policy/profile owners. */
-  private readonly epRefs = new Map<string, Set<string>>();
-  private readonly setRefs = new Map<string, Set<string>>();
+  private readonly epRefs = new RefIndex();
+  private readonly setRefs = new RefIndex();
 
   constructor(private cfg: DataplaneConfig) {}
 
@@ -150,12 +183,7 @@ export class DesiredTable {
   }
 
   private trackSets(owner: string, ids: string[]): void {
-    for (const refs of this.setRefs.values()) refs.delete(owner);
-    for (const id of ids) {
-      let refs = this.setRefs.get(id);
-      if (refs === undefined) this.setRefs.set(id, (refs = new Set()));
-      refs.add(owner);
-    }
+    this.setRefs.set(owner, ids);
   }
 
   private refreshPolicy(state: DesiredState, id: string, t: Touched): void {
@@ -186,23 +214,18 @@ export class DesiredTable {
   private refreshEndpoint(state: DesiredState, key: string, t: Touched): void {
     const ep = state.endpoints.get(key);
     // Reference tracking (which policy/profile pieces this endpoint's chains jump to).
-    for (const refs of this.epRefs.values()) refs.delete(key);
     if (ep === undefined) {
+      this.epRefs.set(key, []);
       this.setPiece(`ep:${key}`, undefined, t);
       return;
     }
-    const refs = [
+    this.epRefs.set(key, [
       ...ep.profiles.map((p) => `prof:${p}`),
       ...[
         ...ep.tiers,
         ...(ep.kind === "host" ? [...ep.forwardTiers, ...ep.preDNATTiers, ...ep.untrackedTiers] : []),
       ].flatMap((tier) => [...tier.ingress, ...tier.egress].map((p) => `pol:${p}`)),
-    ];
-    for (const r of refs) {
-      let s = this.epRefs.get(r);
-      if (s === undefined) this.epRefs.set(r, (s = new Set()));
-      s.add(key);
-    }
+    ]);
     if (ep.kind === "workload") {
       const iface = ep.interfaceName;
       this.setPiece(
