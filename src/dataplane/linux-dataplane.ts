@@ -117,7 +117,7 @@ export class LinuxDataplane implements Dataplane {
     const timed = async <T>(f: () => Promise<T>): Promise<PromiseSettledResult<T> & { ms: number }> => {
       const t = performance.now();
       const [r] = await Promise.allSettled([f()]);
-      return { ...r!, ms: performance.now() - t };
+      return { ...r, ms: performance.now() - t };
     };
     const kernel = (async () => {
       // Routes are read back on a full apply only; otherwise diffed against the last apply.
