@@ -388,3 +388,46 @@ test("stopping h1's agent (no graceful restart) removes its routes from the othe
   assert.equal(r.code, 1);
   assert.match(r.out, /Calico process is not running\./);
 });
+
+test("calico-node with --netns runs its speaker in a child process inside the namespace: mesh up, routes in, node status", async () => {
+  const two = new MultiHostFabric({ hosts: 2, tag: "ctsbn" });
+  try {
+    await two.start();
+    await two.store.apply({
+      apiVersion: "projectcalico.org/v3",
+      kind: "IPPool",
+      metadata: { name: "pool4" },
+      spec: { cidr: "198.19.0.0/16", blockSize: 26 },
+    });
+    for (const h of two.hosts) two.startAgent(h, [], {}, { viaNetnsFlag: true });
+    const upWith = (n: number) => (x: Record<string, unknown>) => {
+      const peers = (x as Status).bgp?.peers ?? [];
+      return peers.length === n && peers.every((p) => p.state === "Established");
+    };
+    for (const h of two.hosts)
+      await two.waitForStatus(h, upWith(2), "2 Established sessions (v4, v6)", 40_000);
+    const a = await new IPAM(two.datastore).autoAssign({
+      node: "h1",
+      handleID: "x",
+      num4: 1,
+      attrs: { node: "h1" },
+    });
+    assert.equal(a.ipv4.length, 1);
+    const s1 = (await two.waitForStatus(
+      two.host("h1"),
+      (x) => ((x as Status).bgp?.originated.length ?? 0) === 1,
+      "h1 originating its block",
+    )) as Status;
+    await until(`h2: ${s1.bgp!.originated[0]} via 198.18.0.1`, () =>
+      routeVia(two.host("h2"), s1.bgp!.originated[0]!, "198.18.0.1"),
+    );
+    // The agents themselves run in this namespace; their speakers' sockets are in the hosts'.
+    const listening = await runOk("ss", ["-Htln", "sport", "= :179"], { netns: two.host("h1").netns });
+    assert.match(listening, /:179/);
+    const r = await cli(["node", "status", "--status-file", two.host("h2").statusFile]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /\| 198\.18\.0\.1 +\| node-to-node mesh \| up +\|/);
+  } finally {
+    await two.stop();
+  }
+});

@@ -8,7 +8,10 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
-import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { commandIn } from "../dataplane/netns.js";
 import { BgpSpeaker } from "../bgp/speaker.js";
 import { CalcGraph } from "../calc/calc-graph.js";
 import { openDatastore, describeDatastoreSetting } from "../datastore/open.js";
@@ -89,20 +92,36 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     bgp: boolean;
     bgpSecretsDir: string;
   }>();
+  const nodename = o.nodename ?? defaultNodename(env);
   const backend = (env.CALICO_NETWORKING_BACKEND ?? "bird").toLowerCase();
-  // Node cannot open sockets in another namespace: with --netns the speaker would listen and
-  // connect in ours. Run calico-node inside the namespace instead (docs/agent.md "BGP").
   const bgpDisabledReason = !o.bgp
     ? "disabled with --no-bgp"
     : backend === "none"
       ? "CALICO_NETWORKING_BACKEND=none"
-      : o.netns !== undefined
-        ? "--netns is set: the speaker's sockets would be in this process's namespace, not the host's " +
-          "(run calico-node inside the namespace with nsenter --net=/run/netns/NS instead)"
-        : undefined;
+      : undefined;
+  // Node cannot open sockets in another namespace: with --netns the speaker runs in a child
+  // process started inside it (bgp-main.ts; docs/agent.md "BGP").
+  const bgpChildStatus = `${o.statusFile ?? join(tmpdir(), `calico-node-${process.pid}`)}.bgp`;
+  const bgpChild =
+    o.netns === undefined || bgpDisabledReason !== undefined
+      ? undefined
+      : {
+          statusFile: bgpChildStatus,
+          argv: [
+            ...commandIn(o.netns, process.execPath, [
+              join(dirname(fileURLToPath(import.meta.url)), "bgp-main.js"),
+              ...(o.datastore !== undefined ? ["--datastore", o.datastore] : []),
+              "--nodename",
+              nodename,
+              "--status-file",
+              bgpChildStatus,
+              "--bgp-secrets-dir",
+              o.bgpSecretsDir,
+            ]),
+          ],
+        };
 
   const log = createLogger({ level: parseLogLevel(env.FELIX_LOGSEVERITYSCREEN ?? "") ?? "info" });
-  const nodename = o.nodename ?? defaultNodename(env);
   const datastore = await openDatastore(o.datastore, { env });
   let current: CalicoNodeRun | undefined;
   let stopping = false;
@@ -130,6 +149,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
           maxApplyFailures: o.maxApplyFailures,
           statusFile: o.statusFile,
           bgpDisabledReason,
+          bgpChild,
           env,
           log,
         },

@@ -8,7 +8,8 @@
  * Calico restarts Felix for — main starts a fresh run, which reconciles the kernel state this
  * one leaves without flushing it), or an Error (the loop gave up: exit non-zero).
  */
-import { renameSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import type { Calculator } from "../calc/types.js";
 import type { Dataplane, DataplaneConfig } from "../dataplane/types.js";
 import { ResourceStore } from "../datastore/resources.js";
@@ -54,8 +55,11 @@ export interface NodeOptions {
   maxApplyFailures?: number;
   /** Write the agent's health as JSON here after every apply (the lab and tests read it). */
   statusFile?: string | undefined;
-  /** Why BGP does not run, when that is decided outside the datastore (`--no-bgp`, `--netns`). */
+  /** Why BGP does not run, when that is decided outside the datastore (`--no-bgp`). */
   bgpDisabledReason?: string | undefined;
+  /** Run BGP in a child process instead (`--netns`: bgp-main.ts inside the namespace): its
+   * command line and the status file it writes. */
+  bgpChild?: { argv: string[]; statusFile: string } | undefined;
 }
 
 export interface NodeDeps {
@@ -126,6 +130,7 @@ export class CalicoNodeRun {
   readonly metrics = new AgentMetrics({ defaultMetrics: true });
   private tracker: FelixConfigTracker | undefined;
   private bgpRunner: BgpRunner | undefined;
+  private bgpProcess: ChildProcess | undefined;
   private bgpTimer: NodeJS.Timeout | undefined;
   private lastHealth: AgentHealth | undefined;
   private lastBgpText = "";
@@ -283,6 +288,10 @@ export class CalicoNodeRun {
   /** The BGP runner beside the dataplane (docs/agent.md "BGP"), or undefined when BGP is off. */
   private startBgp(): BgpRunner | undefined {
     const { opts, deps } = this;
+    if (opts.bgpDisabledReason === undefined && opts.bgpChild !== undefined) {
+      this.startBgpChild(opts.bgpChild);
+      return undefined;
+    }
     if (opts.bgpDisabledReason !== undefined || deps.createSpeaker === undefined) {
       opts.log.info("BGP is off", { reason: opts.bgpDisabledReason ?? "no speaker in this build" });
       return undefined;
@@ -302,11 +311,74 @@ export class CalicoNodeRun {
     return this.bgpRunner;
   }
 
+  /** `--netns`: the speaker runs in bgp-main.ts inside the namespace; its log goes to ours. */
+  private startBgpChild(child: { argv: string[]; statusFile: string }): void {
+    const log = this.opts.log;
+    rmSync(child.statusFile, { force: true });
+    const p = spawn(child.argv[0]!, child.argv.slice(1), { stdio: ["ignore", "inherit", "inherit"] });
+    this.bgpProcess = p;
+    p.on("error", (err) => log.error("Cannot start the BGP process", { error: err }));
+    p.on("exit", (code, signal) => {
+      if (!this.halted) log.error("The BGP process exited; BGP is off", { code, signal });
+    });
+    log.info("BGP runs in a child process inside the namespace", {
+      pid: p.pid,
+      statusFile: child.statusFile,
+    });
+    this.bgpTimer = setInterval(() => {
+      if (JSON.stringify(this.bgpStatus()) !== this.lastBgpText) this.writeStatus();
+    }, BGP_STATUS_INTERVAL_MS);
+    this.bgpTimer.unref();
+  }
+
+  /** BGP's part of the status file: the runner's, or the child process's. */
+  private bgpStatus(): BgpRunStatus | undefined {
+    if (this.bgpRunner !== undefined) return this.bgpRunner.status();
+    const child = this.opts.bgpChild;
+    const p = this.bgpProcess;
+    if (child === undefined || p === undefined) return undefined;
+    if (p.exitCode !== null || p.signalCode !== null) {
+      const how = p.exitCode ?? p.signalCode ?? "";
+      return {
+        enabled: false,
+        reason: `the BGP process exited (${how})`,
+        peers: [],
+        originated: [],
+        problems: [],
+        errors: [],
+      };
+    }
+    try {
+      return (JSON.parse(readFileSync(child.statusFile, "utf8")) as { bgp: BgpRunStatus }).bgp;
+    } catch {
+      return {
+        enabled: true,
+        reason: "the BGP process is starting",
+        peers: [],
+        originated: [],
+        problems: [],
+        errors: [],
+      };
+    }
+  }
+
+  /** SIGTERM the BGP child and wait for it (SIGKILL after 5 s). */
+  private async stopBgpChild(): Promise<void> {
+    const p = this.bgpProcess;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill("SIGTERM");
+    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+    if (this.opts.bgpChild !== undefined) rmSync(this.opts.bgpChild.statusFile, { force: true });
+  }
+
   /** Rewrite the status file after an apply, or when the BGP status changed. */
   private writeStatus(): void {
     const path = this.opts.statusFile;
     if (path === undefined || this.lastHealth === undefined || this.halted) return;
-    const bgp = this.bgpRunner?.status();
+    const bgp = this.bgpStatus();
     this.lastBgpText = JSON.stringify(bgp);
     writeStatusFile(path, this.opts.nodename, this.lastHealth, bgp, this.opts.log);
   }
@@ -389,6 +461,7 @@ export class CalicoNodeRun {
     // Exiting (SIGTERM): a graceful-restart exit, peers keep our routes. An in-process restart
     // must free the BGP port for the next run's speaker: a normal stop.
     await this.bgpRunner?.stop({ graceful: why === "stopped" });
+    await this.stopBgpChild();
     await this.agent?.stop();
     await this.health?.close();
     await this.metricsServer?.close();

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { netnsPath, runOk } from "../dataplane/netns.js";
+import { commandIn, runOk } from "../dataplane/netns.js";
 import { openDatastore } from "../datastore/open.js";
 import { ResourceStore } from "../datastore/resources.js";
 import type { Datastore } from "../datastore/types.js";
@@ -137,14 +137,20 @@ export class MultiHostFabric {
     return this.#ds;
   }
 
-  /** Start calico-node inside `host`'s namespace; it registers its Node with its addresses. */
-  startAgent(host: Host, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): void {
+  /**
+   * Start calico-node for `host`; it registers its Node with its addresses. By default it runs
+   * inside the host's namespace (nsenter); `viaNetnsFlag` runs it here with `--netns`, where it
+   * starts its BGP speaker as a child process inside the namespace.
+   */
+  startAgent(
+    host: Host,
+    extraArgs: string[] = [],
+    env: NodeJS.ProcessEnv = {},
+    opts: { viaNetnsFlag?: boolean } = {},
+  ): void {
     rmSync(host.statusFile, { force: true });
     host.agentLog = "";
-    const args = [
-      `--net=${netnsPath(host.netns)}`,
-      "--",
-      process.execPath,
+    const node = [
       NODE_MAIN,
       "--datastore",
       this.dbUrl,
@@ -158,10 +164,11 @@ export class MultiHostFabric {
       host.statusFile,
       ...extraArgs,
     ];
-    const child = spawn("nsenter", args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...env },
-    });
+    const [cmd, ...args] =
+      opts.viaNetnsFlag === true
+        ? [process.execPath, ...node, "--netns", host.netns]
+        : commandIn(host.netns, process.execPath, node);
+    const child = spawn(cmd!, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     const keep = (d: string) => {
       host.agentLog = (host.agentLog + d).slice(-200_000);
     };
