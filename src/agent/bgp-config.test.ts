@@ -77,9 +77,17 @@ test("the Node's AS beats BGPConfiguration's, which beats 64512; listenPort and 
   assert.equal(c.gracefulRestartTime, 0);
   assert.ok(c.peers.every((p) => p.gracefulRestartTime === 0));
   assert.equal(want(THREE, "h2").asn, 65002);
+  // Mesh peers are called at the port they listen on.
+  assert.ok(c.peers.every((p) => p.port === 1179));
   // node.<name> overrides the listen port for that node only.
   const n = want([...THREE, res("bgpconfigurations", "node.h1", { listenPort: 2179 })]);
   assert.equal(n.listenPort, 2179);
+  assert.ok(n.peers.every((p) => p.port === undefined));
+  assert.ok(
+    want([...THREE, res("bgpconfigurations", "node.h1", { listenPort: 2179 })], "h2").peers.some(
+      (p) => p.address === "198.18.0.1" && p.port === 2179,
+    ),
+  );
 });
 
 test("mesh off: only BGPPeers; global, node specific (node / nodeSelector) and their fields", () => {

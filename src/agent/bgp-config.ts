@@ -269,6 +269,11 @@ export function desiredBgp(view: BgpView, nodename: string, secret?: SecretLooku
     const had = peers.get(p.address);
     if (had === undefined || rank[p.type] > rank[had.type]) peers.set(p.address, p);
   };
+  /** Where another Calico node listens, when not 179 (its node.<name> listenPort, else the global one). */
+  const listenPortOf = (n: BgpNode): number | undefined => {
+    const p = view.configs.get(`node.${n.name}`)?.listenPort ?? global.listenPort;
+    return typeof p === "number" && p !== DEFAULT_LISTEN_PORT ? p : undefined;
+  };
   const ownAddr = (f: IPFamily): string | undefined => (f === 4 ? me.v4 : me.v6);
   const rrClient = (peerAsn: number, peerCluster: string | undefined): boolean =>
     me.rrClusterId !== undefined && peerAsn === asn && peerCluster !== me.rrClusterId;
@@ -291,6 +296,7 @@ export function desiredBgp(view: BgpView, nodename: string, secret?: SecretLooku
           localAddress: own,
           gracefulRestartTime,
           ...(pw.value !== undefined ? { password: pw.value } : {}),
+          ...(listenPortOf(other) !== undefined ? { port: listenPortOf(other)! } : {}),
         });
       }
     }
@@ -372,13 +378,7 @@ export function desiredBgp(view: BgpView, nodename: string, secret?: SecretLooku
           const addr = f === 4 ? other.v4 : other.v6;
           const own = ownAddr(f);
           if (addr === undefined || own === undefined) continue;
-          const otherListen = view.configs.get(`node.${other.name}`)?.listenPort;
-          const port =
-            typeof otherListen === "number"
-              ? otherListen
-              : typeof global.listenPort === "number" && global.listenPort !== DEFAULT_LISTEN_PORT
-                ? global.listenPort
-                : undefined;
+          const port = listenPortOf(other);
           const p = common(addr, asnOf(other), port, passiveFor(addr, own));
           if (rrClient(asnOf(other), other.rrClusterId)) p.rrClient = true;
           if (me.rrClusterId !== undefined && me.rrClusterId === other.rrClusterId) delete p.rrClient;
