@@ -10,14 +10,19 @@ import type { CIDR } from "../../api/net.js";
 
 export type PrefixKey = number | string;
 
-const M32 = 0xffffffffn;
+const hexDigit = (code: number): number => (code <= 57 ? code - 48 : code - 87);
 
 export function prefixKey(c: CIDR): PrefixKey {
   if (c.family === 4) return Number(c.addr) * 33 + c.prefix;
-  const a = c.addr;
-  const n = [Number(a >> 96n), Number((a >> 64n) & M32), Number((a >> 32n) & M32), Number(a & M32)];
+  // One native BigInt → hex conversion instead of a BigInt shift and mask per word.
+  const hex = c.addr.toString(16);
+  const pad = 32 - hex.length;
   const words: number[] = [c.prefix];
-  for (const x of n) words.push(x >>> 16, x & 0xffff);
+  for (let i = 0; i < 8; i++) {
+    let w = 0;
+    for (let j = i * 4; j < i * 4 + 4; j++) w = (w << 4) | (j < pad ? 0 : hexDigit(hex.charCodeAt(j - pad)));
+    words.push(w);
+  }
   let end = words.length;
   while (end > 1 && words[end - 1] === 0) end--;
   return String.fromCharCode(...words.slice(0, end));

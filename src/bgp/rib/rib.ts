@@ -92,10 +92,12 @@ class MultiDest {
 
 type Destination = StoredRoute | MultiDest;
 
-/** A prefix touched by one operation: its decision before the operation. */
+/** A prefix touched by one operation: its decision before, and its Loc-RIB entry now (kept
+ * here so settling needs no second lookup in the big map). */
 interface Dirty {
   prefix: CIDR;
   before: Decision | undefined;
+  now: Destination | undefined;
 }
 type DirtySet = Map<PrefixKey, Dirty>;
 
@@ -256,7 +258,7 @@ export class Rib {
     for (const [key, d] of this.#locRib) {
       for (const r of routesOf(d)) {
         if (r.peer.id !== id) continue;
-        if ((all || r.stale) && which(r)) this.#remove(s, key, dirty);
+        if ((all || r.stale) && which(r)) this.#remove(s, key, this.#touch(key, keyPrefix(key), d, dirty));
         else if (r.stale) staleLeft = true;
       }
     }
@@ -372,19 +374,29 @@ export class Rib {
   }
 
   /** Record the decision before this operation's first change of `key`. */
-  #touch(key: PrefixKey, prefix: CIDR, d: Destination | undefined, dirty: DirtySet): void {
-    if (!dirty.has(key)) dirty.set(key, { prefix, before: this.#decisionOf(d) });
+  #touch(key: PrefixKey, prefix: CIDR, d: Destination | undefined, dirty: DirtySet): Dirty {
+    let t = dirty.get(key);
+    if (t === undefined) {
+      t = { prefix, before: this.#decisionOf(d), now: d };
+      dirty.set(key, t);
+    }
+    return t;
+  }
+
+  #put(key: PrefixKey, d: Destination, t: Dirty): void {
+    this.#locRib.set(key, d);
+    t.now = d;
   }
 
   #announce(s: PeerState, prefix: CIDR, batch: Batch, dirty: DirtySet): void {
     const key = prefixKey(prefix);
     const d = this.#locRib.get(key);
-    this.#touch(key, prefix, d, dirty);
+    const t = this.#touch(key, prefix, d, dirty);
     const route = new StoredRoute(key, batch);
     const id = s.peer.id;
     // Implicit withdraw of the peer's previous route (RFC 4271 §3.1).
     if (d === undefined) {
-      this.#locRib.set(key, route);
+      this.#put(key, route, t);
       s.routes++;
     } else if (d instanceof MultiDest) {
       const i = d.routes.findIndex((r) => r.peer.id === id);
@@ -393,9 +405,9 @@ export class Rib {
         d.routes.push(route);
         s.routes++;
       }
-    } else if (d.peer.id === id) this.#locRib.set(key, route);
+    } else if (d.peer.id === id) this.#put(key, route, t);
     else {
-      this.#locRib.set(key, new MultiDest([d, route]));
+      this.#put(key, new MultiDest([d, route]), t);
       s.routes++;
     }
   }
@@ -404,21 +416,20 @@ export class Rib {
     const key = prefixKey(prefix);
     const d = this.#locRib.get(key);
     if (d === undefined || !routesOf(d).some((r) => r.peer.id === s.peer.id)) return;
-    this.#touch(key, prefix, d, dirty);
-    this.#remove(s, key, dirty);
+    this.#remove(s, key, this.#touch(key, prefix, d, dirty));
   }
 
   /** Remove the peer's route of `key` (present) from the Loc-RIB map. */
-  #remove(s: PeerState, key: PrefixKey, dirty: DirtySet): void {
-    const d = this.#locRib.get(key)!;
-    if (!dirty.has(key)) this.#touch(key, keyPrefix(key), d, dirty); // (dropStale: not yet touched)
+  #remove(s: PeerState, key: PrefixKey, t: Dirty): void {
+    const d = t.now!;
     s.routes--;
     if (!(d instanceof MultiDest)) {
       this.#locRib.delete(key);
+      t.now = undefined;
       return;
     }
     const rest = d.routes.filter((r) => r.peer.id !== s.peer.id);
-    if (rest.length === 1) this.#locRib.set(key, rest[0]!);
+    if (rest.length === 1) this.#put(key, rest[0]!, t);
     else d.routes.splice(0, d.routes.length, ...rest);
   }
 
@@ -428,8 +439,7 @@ export class Rib {
     const locRib: LocRibChange[] = [];
     const updates = new Map<string, UpdateMessage[]>();
     if (dirty.size === 0) return { locRib, updates };
-    for (const [key, { prefix, before }] of dirty) {
-      const d = this.#locRib.get(key);
+    for (const { prefix, before, now: d } of dirty.values()) {
       let after: Decision | undefined;
       if (d instanceof MultiDest) {
         after = decide(d.routes, this.#decision);
@@ -445,8 +455,7 @@ export class Rib {
       if (!s.up || s.peer.id === LOCAL_PEER_ID || s.peer.id === skipPeer) continue;
       const diff: OutDiff = { withdrawn: [], announced: [] };
       const cache: ExportCache = new Map();
-      for (const [key, { prefix }] of dirty)
-        this.#diffOne(s, key, prefix, this.#locRib.get(key), diff, cache);
+      for (const [key, { prefix, now }] of dirty) this.#diffOne(s, key, prefix, now, diff, cache);
       if (diff.withdrawn.length + diff.announced.length > 0)
         updates.set(s.peer.id, packUpdates(diff, s.peer.codec ?? { as4: true }));
     }
