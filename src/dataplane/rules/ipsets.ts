@@ -5,7 +5,7 @@
  * (a /32 inside a listed /24 is dropped).
  */
 import type { CIDR, IPFamily } from "../../api/net.js";
-import { familyBits, formatIP, hostMask, networkOf, parseCIDROrIP } from "../../api/net.js";
+import { familyBits, formatIP, hostMask, networkOf, parseCIDROrIP, parseIP } from "../../api/net.js";
 import type { IPSet, PoolInfo } from "../../calc/types.js";
 import type { SetElement, SetSpec } from "../nft/model.js";
 import { ALL_POOLS_SET_ID, MASQ_POOLS_SET_ID, ipSetName } from "../names.js";
@@ -79,7 +79,20 @@ class MemberCache<T> {
   }
 }
 
+/** One host address, shared by its net member (`addr/32`) and its named-port members. */
+const addresses = new MemberCache<ParsedNet>((a) => {
+  const ip = parseIP(a);
+  if (ip === undefined) return null;
+  // A host prefix is its own network and last address: no masking arithmetic.
+  const cidr: CIDR = { family: ip.family, addr: ip.value, prefix: familyBits(ip.family) };
+  return { cidr, end: ip.value, element: formatIP(ip.family, ip.value) };
+});
+
 const netMembers = new MemberCache<ParsedNet>((m) => {
+  const slash = m.indexOf("/");
+  const host = slash < 0 ? undefined : addresses.get(m.slice(0, slash));
+  if (host !== undefined && host !== null && m.slice(slash + 1) === String(familyBits(host.cidr.family)))
+    return host;
   const c = parseCIDROrIP(m);
   return c === undefined ? null : parsedNet(c);
 });
@@ -102,9 +115,21 @@ export function ipPortElement(member: string, family: IPFamily): SetElement | un
 const ipPortMembers = new MemberCache<{ family: IPFamily; element: SetElement }>((member) => {
   const [addr, proto, port] = member.split(",");
   if (addr === undefined || proto === undefined || port === undefined) return null;
-  const c = parseCIDROrIP(addr);
-  if (c === undefined || !/^\d+$/.test(proto) || !/^\d+$/.test(port)) return null;
-  return { family: c.family, element: `${formatIP(c.family, c.addr)} . ${Number(proto)} . ${Number(port)}` };
+  if (!/^\d+$/.test(proto) || !/^\d+$/.test(port)) return null;
+  let family: IPFamily;
+  let text: string;
+  if (addr.includes("/")) {
+    const c = parseCIDROrIP(addr);
+    if (c === undefined) return null;
+    family = c.family;
+    text = formatIP(c.family, c.addr);
+  } else {
+    const host = addresses.get(addr);
+    if (host === null) return null;
+    family = host.cidr.family;
+    text = host.element;
+  }
+  return { family, element: `${text} . ${Number(proto)} . ${Number(port)}` };
 });
 
 export function ipSetFor(set: IPSet, family: IPFamily): DesiredSet {
