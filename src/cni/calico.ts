@@ -120,8 +120,7 @@ async function add(ctx: PluginContext): Promise<CniResult> {
           ...(ips.ipv4.length > 0 ? [{ dst: "0.0.0.0/0", gw: WORKLOAD_GATEWAY_V4 }] : []),
           ...(ips.ipv6.length > 0 ? [{ dst: "::/0", gw: WORKLOAD_GATEWAY_V6 }] : []),
         ],
-        dns:
-          typeof conf.raw.dns === "object" && conf.raw.dns !== null ? (conf.raw.dns) : {},
+        dns: typeof conf.raw.dns === "object" && conf.raw.dns !== null ? conf.raw.dns : {},
       };
       return conf.prevResult !== undefined ? appendResult(conf.prevResult, mine) : mine;
     } catch (e) {

@@ -128,6 +128,6 @@ export async function runPlugin(
 /** Stdin as one string. */
 export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : (c));
+  for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : c);
   return Buffer.concat(chunks).toString("utf8");
 }
