@@ -12,6 +12,7 @@ import {
 } from "../datastore/open.js";
 import { ResourceStore } from "../datastore/resources.js";
 import type { Datastore } from "../datastore/types.js";
+import { registerCniCommands } from "./commands/cni.js";
 import { registerDatastoreCommands } from "./commands/datastore.js";
 import { registerGetCommand } from "./commands/get.js";
 import { registerIpamCommands } from "./commands/ipam.js";
@@ -76,6 +77,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerVersionCommand(program, ctx);
   registerIpamCommands(program, ctx);
   registerDatastoreCommands(program, ctx);
+  registerCniCommands(program, ctx);
   registerNodeCommands(program, ctx);
 
   let exit: number = ExitCode.OK;

@@ -8,16 +8,12 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PLUGIN_MAIN } from "./plugin-paths.js";
 import { run, runOk } from "../dataplane/netns.js";
 import { SqliteDatastore } from "../datastore/sqlite.js";
 import { ResourceStore } from "../datastore/resources.js";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const PLUGIN_MAIN = {
-  calico: join(HERE, "main-calico.js"),
-  "calico-ipam": join(HERE, "main-calico-ipam.js"),
-};
+export { PLUGIN_MAIN };
 
 export interface PluginRun {
   code: number;
