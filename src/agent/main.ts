@@ -2,8 +2,9 @@
 /**
  * `calico-node`: the node agent (Felix's role). Flags override the environment, as in
  * calico-node: NODENAME, IP, IP6, IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD,
- * CALICO_DATASTORE; FELIX_* for FelixConfiguration parameters. SIGTERM/SIGINT stop the loops
- * and close the datastore, leaving kernel state in place: a restarted agent reconciles it.
+ * CALICO_DATASTORE, CALICO_NETWORKING_BACKEND (none: no BGP); FELIX_* for FelixConfiguration
+ * parameters. SIGTERM/SIGINT stop the loops and close the datastore, leaving kernel state in
+ * place: a restarted agent reconciles it (and BGP peers offered graceful restart keep our routes).
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";

@@ -1,8 +1,10 @@
 /**
  * One run of calico-node, wired from its parts (docs/agent.md "Start-up order"):
  * datastore → FelixConfiguration → Node registration (autodetected addresses) → sysctls →
- * health/metrics servers → calc + dataplane + loop → syncer. The concrete calculation and
- * dataplane are injected (main.ts passes CalcGraph and LinuxDataplane; tests pass fakes).
+ * health/metrics servers → calc + dataplane + loop → syncer, with the BGP runner fed by the
+ * same syncer (in process, or with `--netns` a child process inside the namespace: docs/agent.md
+ * "BGP"). The concrete calculation, dataplane and speaker are injected (main.ts passes
+ * CalcGraph, LinuxDataplane and BgpSpeaker; tests pass fakes).
  *
  * `stopped` resolves with why the run ended: "stopped" (SIGTERM), "restart" (a config change
  * Calico restarts Felix for — main starts a fresh run, which reconciles the kernel state this
