@@ -28,11 +28,14 @@ import {
   attr,
   batchBegin,
   batchEnd,
-  be32,
   nested,
+  u32attr,
   nftMessage,
   strz,
+  serialize,
+  type Attr,
   type EncodedBatch,
+  type Msg,
 } from "./netlink.js";
 
 export { NFT_NETLINK_FAILED, loadLibc, sendBatch, type EncodedBatch } from "./netlink.js";
@@ -142,16 +145,16 @@ export const VERDICT_CODES = {
 } as const;
 
 /** `type { VERDICT { CODE, CHAIN? } }`: a set element's data, or an immediate's. */
-export function verdictData(type: number, v: { type: keyof typeof VERDICT_CODES; chain?: string }): Buffer {
-  const parts = [attr(NFTA_VERDICT_CODE, be32(VERDICT_CODES[v.type]))];
+export function verdictData(type: number, v: { type: keyof typeof VERDICT_CODES; chain?: string }): Attr {
+  const parts = [u32attr(NFTA_VERDICT_CODE, VERDICT_CODES[v.type])];
   if (v.chain !== undefined) parts.push(attr(NFTA_VERDICT_CHAIN, strz(v.chain)));
   return nested(type, [nested(NFTA_DATA_VERDICT, parts)]);
 }
 
 /** One list element; numbered 1, 2, … and flags before the key, as libnftnl writes them. */
-function elementAttr(e: RawElement, index: number): Buffer {
-  const parts: Buffer[] = [];
-  if (e.end === true) parts.push(attr(NFTA_SET_ELEM_FLAGS, be32(NFT_SET_ELEM_INTERVAL_END)));
+function elementAttr(e: RawElement, index: number): Attr {
+  const parts: Attr[] = [];
+  if (e.end === true) parts.push(u32attr(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END));
   parts.push(nested(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, e.key)]));
   if (e.verdict !== undefined) parts.push(verdictData(NFTA_SET_ELEM_DATA, e.verdict));
   return nested(index + 1, parts);
@@ -173,18 +176,18 @@ export function rawElements(t: ElementTarget, op: ElementOp): RawElement[] {
 }
 
 /** NEWSETELEM/DELSETELEM bodies for `raw` (chunked); a set by name, or by id when anonymous. */
-export function elementBodies(set: string, raw: readonly RawElement[], setId?: number): Buffer[] {
-  const out: Buffer[] = [];
+export function elementBodies(set: string, raw: readonly RawElement[], setId?: number): Attr[][] {
+  const out: Attr[][] = [];
   for (let i = 0; i < raw.length; i += ELEMENTS_PER_MESSAGE) {
     const parts = [attr(NFTA_SET_ELEM_LIST_TABLE, strz(TABLE_NAME)), attr(NFTA_SET_ELEM_LIST_SET, strz(set))];
-    if (setId !== undefined) parts.push(attr(NFTA_SET_ELEM_LIST_SET_ID, be32(setId)));
+    if (setId !== undefined) parts.push(u32attr(NFTA_SET_ELEM_LIST_SET_ID, setId));
     parts.push(
       nested(
         NFTA_SET_ELEM_LIST_ELEMENTS,
         raw.slice(i, i + ELEMENTS_PER_MESSAGE).map((e, j) => elementAttr(e, j)),
       ),
     );
-    out.push(Buffer.concat(parts));
+    out.push(parts);
   }
   return out;
 }
@@ -199,7 +202,7 @@ export function encodeElementBatch(
   firstSeq = 1,
 ): EncodedBatch {
   let seq = firstSeq;
-  const msgs: Buffer[] = [batchBegin(seq++)];
+  const msgs: Msg[] = [batchBegin(seq++)];
   const seqs: number[] = [];
   for (const op of ops) {
     const name = "set" in op ? op.set : op.map;
@@ -213,5 +216,5 @@ export function encodeElementBatch(
     }
   }
   msgs.push(batchEnd(seq++));
-  return { bytes: Buffer.concat(msgs), seqs };
+  return { bytes: serialize(msgs), seqs };
 }

@@ -21,7 +21,7 @@ import { familyBits, type IPFamily } from "../../api/net.js";
 import { mergeCIDRs, MAX_COMMENT_BYTES, PORT_PROTOCOLS, checkName } from "./render.js";
 import type { Match, Rule, Statement, Verdict, VmapDispatch } from "./model.js";
 import { NFTA_DATA_VALUE, verdictData, type RawElement } from "./netlink-elements.js";
-import { UnsupportedNetlinkError, attr, be32, le32, nested, strz } from "./netlink.js";
+import { UnsupportedNetlinkError, attr, le32, nested, strz, u32attr, type Attr } from "./netlink.js";
 
 // ---- nf_tables.h
 const NFTA_LIST_ELEM = 1;
@@ -126,19 +126,19 @@ const valueOf = (b: Buffer): bigint => b.reduce((acc, x) => (acc << 8n) | BigInt
 
 // ---- expressions
 
-const expr = (name: string, data: Buffer[] | undefined): Buffer =>
+const expr = (name: string, data: Attr[] | undefined): Attr =>
   nested(NFTA_LIST_ELEM, [
     attr(NFTA_EXPR_NAME, strz(name)),
     ...(data === undefined ? [] : [nested(NFTA_EXPR_DATA, data)]),
   ]);
-const u32 = (type: number, n: number): Buffer => attr(type, be32(n));
-const dataValue = (type: number, v: Buffer): Buffer => nested(type, [attr(NFTA_DATA_VALUE, v)]);
+const u32 = u32attr;
+const dataValue = (type: number, v: Buffer): Attr => nested(type, [attr(NFTA_DATA_VALUE, v)]);
 
-const metaLoad = (key: number, dreg = REG_1): Buffer =>
+const metaLoad = (key: number, dreg = REG_1): Attr =>
   expr("meta", [u32(META.KEY, key), u32(META.DREG, dreg)]);
-const cmp = (op: keyof typeof CMP_OP, v: Buffer): Buffer =>
+const cmp = (op: keyof typeof CMP_OP, v: Buffer): Attr =>
   expr("cmp", [u32(CMP.SREG, REG_1), u32(CMP.OP, CMP_OP[op]), dataValue(CMP.DATA, v)]);
-const payload = (base: number, offset: number, len: number, dreg = REG_1): Buffer =>
+const payload = (base: number, offset: number, len: number, dreg = REG_1): Attr =>
   expr("payload", [
     u32(PAYLOAD.DREG, dreg),
     u32(PAYLOAD.BASE, base),
@@ -146,7 +146,7 @@ const payload = (base: number, offset: number, len: number, dreg = REG_1): Buffe
     u32(PAYLOAD.LEN, len),
   ]);
 /** `withOp`: nft writes NFTA_BITWISE_OP (boolean) for meta mark, not for prefixes or ct state. */
-const bitwise = (mask: Buffer, xor: Buffer, withOp = false): Buffer =>
+const bitwise = (mask: Buffer, xor: Buffer, withOp = false): Attr =>
   expr("bitwise", [
     u32(BITWISE.SREG, REG_1),
     u32(BITWISE.DREG, REG_1),
@@ -166,18 +166,18 @@ export interface LookupRef {
 export interface EncodedRule {
   anonSets: AnonSet[];
   /** Builds NFTA_RULE_EXPRESSIONS once anonymous-set ids are known; `setId` maps named sets. */
-  expressions: (setId: (name: string) => number | undefined) => Buffer;
+  expressions: (setId: (name: string) => number | undefined) => Attr;
   userdata?: Buffer;
 }
 
 /** One step of the compiled rule; payload compares are kept apart so adjacent ones can merge. */
 type Item =
-  | { kind: "raw"; build: (setId: (name: string) => number | undefined) => Buffer[] }
+  | { kind: "raw"; build: (setId: (name: string) => number | undefined) => Attr[] }
   | { kind: "pcmp"; base: number; offset: number; value: Buffer };
 
-const raw = (...bufs: Buffer[]): Item => ({ kind: "raw", build: () => bufs });
+const raw = (...bufs: Attr[]): Item => ({ kind: "raw", build: () => bufs });
 
-function lookupItem(pre: Buffer[], set: LookupRef, inv: boolean, sreg = REG_1, dreg?: number): Item {
+function lookupItem(pre: Attr[], set: LookupRef, inv: boolean, sreg = REG_1, dreg?: number): Item {
   return {
     kind: "raw",
     build: (setId) => {
@@ -587,7 +587,7 @@ function compileStatement(ctx: Ctx, s: Statement): void {
 const immediate = (v: {
   type: "accept" | "drop" | "return" | "continue" | "jump" | "goto";
   chain?: string;
-}): Buffer => expr("immediate", [u32(IMMEDIATE.DREG, REG_VERDICT), verdictData(IMMEDIATE.DATA, v)]);
+}): Attr => expr("immediate", [u32(IMMEDIATE.DREG, REG_VERDICT), verdictData(IMMEDIATE.DATA, v)]);
 
 function compileVerdict(ctx: Ctx, v: Verdict | VmapDispatch): void {
   switch (v.type) {

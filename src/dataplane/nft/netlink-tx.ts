@@ -16,11 +16,13 @@ import {
   TABLE_NAME,
   type BaseChainSpec,
   type MapSpec,
+  type Rule,
   type SetKeyType,
   type SetSpec,
   type Transaction,
   type TxOp,
 } from "./model.js";
+import { deepEqual } from "../../calc/tracked-map.js";
 import { checkName, MAX_COMMENT_BYTES } from "./render.js";
 import {
   NFT_MSG_DELSETELEM,
@@ -39,11 +41,13 @@ import {
   attr,
   batchBegin,
   batchEnd,
-  be32,
   le32,
   nested,
   nftMessage,
   strz,
+  serialize,
+  u32attr,
+  type Attr,
   type EncodedBatch,
 } from "./netlink.js";
 
@@ -96,7 +100,7 @@ export interface EncodedTransaction extends EncodedBatch {
   targets: Map<string, ElementTarget>;
 }
 
-const tableAttr = (): Buffer => attr(1, strz(TABLE_NAME));
+const tableAttr = (): Attr => attr(1, strz(TABLE_NAME));
 
 function comment(what: string, c: string): Buffer {
   if (Buffer.byteLength(c) > MAX_COMMENT_BYTES || c.includes("\0"))
@@ -104,70 +108,67 @@ function comment(what: string, c: string): Buffer {
   return udataTlv(UD_COMMENT, strz(c));
 }
 
-function chainBody(name: string, base: BaseChainSpec | undefined): Buffer {
+function chainBody(name: string, base: BaseChainSpec | undefined): Attr[] {
   const parts = [tableAttr(), attr(CHAIN.NAME, strz(checkName("chain", name)))];
   if (base !== undefined) {
     if (!Number.isInteger(base.priority))
       throw new UnsupportedNetlinkError(`chain priority ${base.priority}`);
     parts.push(
       attr(CHAIN.TYPE, strz(base.type)),
-      attr(CHAIN.POLICY, be32(base.policy === "accept" ? 1 : 0)),
-      nested(CHAIN.HOOK, [
-        attr(HOOK.NUM, be32(HOOKNUM[base.hook])),
-        attr(HOOK.PRIORITY, be32(base.priority)),
-      ]),
+      u32attr(CHAIN.POLICY, base.policy === "accept" ? 1 : 0),
+      nested(CHAIN.HOOK, [u32attr(HOOK.NUM, HOOKNUM[base.hook]), u32attr(HOOK.PRIORITY, base.priority)]),
     );
   }
-  return Buffer.concat(parts);
+  return parts;
 }
 
-function setBody(s: SetSpec, id: number): Buffer {
+function setBody(s: SetSpec, id: number): Attr[] {
   const k = KEY[s.keyType];
   const ud = [udataTlv(UD_KEYBYTEORDER, le32(k.byteorder))];
   if (k.typeofConcat === true) ud.push(Buffer.from("030800040d0000000100", "hex"));
   if (s.comment !== undefined) ud.push(comment("set", s.comment));
-  return Buffer.concat([
+  return [
     tableAttr(),
     attr(SET.NAME, strz(checkName("set", s.name))),
-    attr(SET.FLAGS, be32(s.interval ? NFT_SET_INTERVAL : 0)),
-    attr(SET.KEY_TYPE, be32(k.type)),
-    attr(SET.KEY_LEN, be32(k.len)),
-    attr(SET.ID, be32(id)),
+    u32attr(SET.FLAGS, s.interval ? NFT_SET_INTERVAL : 0),
+    u32attr(SET.KEY_TYPE, k.type),
+    u32attr(SET.KEY_LEN, k.len),
+    u32attr(SET.ID, id),
     attr(SET.USERDATA, Buffer.concat(ud)),
-  ]);
+  ];
 }
 
-function mapBody(m: MapSpec, id: number): Buffer {
+function mapBody(m: MapSpec, id: number): Attr[] {
   const ud = [
     udataTlv(UD_KEYBYTEORDER, le32(1)),
     udataTlv(UD_DATABYTEORDER, le32(0)),
     udataTlv(UD_DATA_INTERVAL, le32(0)),
   ];
   if (m.comment !== undefined) ud.push(comment("map", m.comment));
-  return Buffer.concat([
+  return [
     tableAttr(),
     attr(SET.NAME, strz(checkName("map", m.name))),
-    attr(SET.FLAGS, be32(NFT_SET_MAP)),
-    attr(SET.KEY_TYPE, be32(0x29)),
-    attr(SET.KEY_LEN, be32(16)),
-    attr(SET.DATA_TYPE, be32(NFT_DATA_VERDICT)),
-    attr(SET.DATA_LEN, be32(0)),
-    attr(SET.ID, be32(id)),
+    u32attr(SET.FLAGS, NFT_SET_MAP),
+    u32attr(SET.KEY_TYPE, 0x29),
+    u32attr(SET.KEY_LEN, 16),
+    u32attr(SET.DATA_TYPE, NFT_DATA_VERDICT),
+    u32attr(SET.DATA_LEN, 0),
+    u32attr(SET.ID, id),
     attr(SET.USERDATA, Buffer.concat(ud)),
-  ]);
+  ];
 }
 
-function anonSetBody(s: AnonSet): Buffer {
-  return Buffer.concat([
+function anonSetBody(s: AnonSet): Attr[] {
+  return [
     tableAttr(),
     attr(SET.NAME, strz("__set%d")),
-    attr(SET.FLAGS, be32(s.flags)),
-    attr(SET.KEY_TYPE, be32(s.keyType)),
-    attr(SET.KEY_LEN, be32(s.keyLen)),
-    attr(SET.ID, be32(s.id!)),
-    nested(SET.DESC, [attr(1, be32(s.elements.length))]),
+    u32attr(SET.FLAGS, s.flags),
+    u32attr(SET.KEY_TYPE, s.keyType),
+    u32attr(SET.KEY_LEN, s.keyLen),
+    u32attr(SET.ID, s.id!),
+    nested(SET.DESC, [u32attr(1, s.elements.length)]),
     attr(SET.USERDATA, s.udata),
-  ]);
+  ];
 }
 
 const opText = (op: TxOp): string => {
@@ -211,30 +212,40 @@ export function encodeTransaction(
   firstSeq = 1,
 ): EncodedTransaction {
   let seq = firstSeq;
-  const msgs: Buffer[] = [batchBegin(seq)];
+  // Each message is written out as soon as it is built, so its attribute tree dies young.
+  const msgs: Buffer[] = [serialize([batchBegin(seq)])];
   const beginSeq = seq++;
   const opOfSeq: { seq: number; op: number }[] = [];
   const targets = new Map(known);
   /** Ids of sets created in this batch. */
   const ids = new Map<string, number>();
   let nextId = 1;
-  const push = (opIndex: number, type: number, flags: number, body: Buffer): void => {
+  const push = (opIndex: number, type: number, flags: number, body: Attr[]): void => {
     opOfSeq.push({ seq, op: opIndex });
-    msgs.push(nftMessage(type, flags, seq++, body));
+    msgs.push(serialize([nftMessage(type, flags, seq++, body)]));
+  };
+  /**
+   * The dataplane repeats rules (53,723 rules, 8,994 distinct on the bench table; the comment is
+   * a hash of the rule): a rule without anonymous sets is compiled once per transaction, keyed by
+   * its comment and checked structurally, and its attribute tree written once per use.
+   */
+  const compiled = new Map<string, { rule: Rule; enc: ReturnType<typeof encodeRule> }>();
+  const encodeCached = (rule: Rule): ReturnType<typeof encodeRule> => {
+    if (rule.comment === undefined) return encodeRule(rule);
+    const hit = compiled.get(rule.comment);
+    if (hit !== undefined && deepEqual(hit.rule, rule)) return hit.enc;
+    const enc = encodeRule(rule);
+    if (enc.anonSets.length === 0) compiled.set(rule.comment, { rule, enc });
+    return enc;
   };
   const R = NLM_F_REQUEST;
   tx.ops.forEach((op, i) => {
     switch (op.op) {
       case "ensure-table":
-        push(
-          i,
-          MSG.NEWTABLE,
-          R,
-          Buffer.concat([attr(TABLE_ATTR.NAME, strz(TABLE_NAME)), attr(TABLE_ATTR.FLAGS, be32(0))]),
-        );
+        push(i, MSG.NEWTABLE, R, [attr(TABLE_ATTR.NAME, strz(TABLE_NAME)), u32attr(TABLE_ATTR.FLAGS, 0)]);
         return;
       case "delete-table":
-        push(i, MSG.DELTABLE, R, attr(TABLE_ATTR.NAME, strz(TABLE_NAME)));
+        push(i, MSG.DELTABLE, R, [attr(TABLE_ATTR.NAME, strz(TABLE_NAME))]);
         targets.clear();
         ids.clear();
         return;
@@ -242,40 +253,25 @@ export function encodeTransaction(
         push(i, MSG.NEWCHAIN, R | NLM_F_CREATE, chainBody(op.chain, op.base));
         return;
       case "flush-chain":
-        push(
-          i,
-          MSG.DELRULE,
-          R,
-          Buffer.concat([tableAttr(), attr(RULE.CHAIN, strz(checkName("chain", op.chain)))]),
-        );
+        push(i, MSG.DELRULE, R, [tableAttr(), attr(RULE.CHAIN, strz(checkName("chain", op.chain)))]);
         return;
       case "delete-chain":
-        push(
-          i,
-          MSG.DELCHAIN,
-          R,
-          Buffer.concat([tableAttr(), attr(CHAIN.NAME, strz(checkName("chain", op.chain)))]),
-        );
+        push(i, MSG.DELCHAIN, R, [tableAttr(), attr(CHAIN.NAME, strz(checkName("chain", op.chain)))]);
         return;
       case "delete-rule": {
         if (!Number.isSafeInteger(op.handle) || op.handle <= 0)
           throw new UnsupportedNetlinkError(`rule handle ${op.handle}`);
         const h = Buffer.alloc(8);
         h.writeBigUInt64BE(BigInt(op.handle), 0);
-        push(
-          i,
-          MSG.DELRULE,
-          R,
-          Buffer.concat([
-            tableAttr(),
-            attr(RULE.CHAIN, strz(checkName("chain", op.chain))),
-            attr(RULE.HANDLE, h),
-          ]),
-        );
+        push(i, MSG.DELRULE, R, [
+          tableAttr(),
+          attr(RULE.CHAIN, strz(checkName("chain", op.chain))),
+          attr(RULE.HANDLE, h),
+        ]);
         return;
       }
       case "add-rule": {
-        const r = encodeRule(op.rule);
+        const r = encodeCached(op.rule);
         for (const s of r.anonSets) {
           s.id = nextId++;
           push(i, MSG.NEWSET, R | NLM_F_CREATE, anonSetBody(s));
@@ -288,7 +284,7 @@ export function encodeTransaction(
           r.expressions((n) => ids.get(n)),
         ];
         if (r.userdata !== undefined) parts.push(attr(RULE.USERDATA, r.userdata));
-        push(i, MSG.NEWRULE, R | NLM_F_CREATE | NLM_F_APPEND, Buffer.concat(parts));
+        push(i, MSG.NEWRULE, R | NLM_F_CREATE | NLM_F_APPEND, parts);
         return;
       }
       case "add-set": {
@@ -308,13 +304,13 @@ export function encodeTransaction(
       case "flush-set":
       case "flush-map": {
         const name = op.op === "flush-set" ? op.set : op.map;
-        push(i, NFT_MSG_DELSETELEM, R, Buffer.concat([attr(2, strz(checkName("set", name))), tableAttr()]));
+        push(i, NFT_MSG_DELSETELEM, R, [attr(2, strz(checkName("set", name))), tableAttr()]);
         return;
       }
       case "delete-set":
       case "delete-map": {
         const name = op.op === "delete-set" ? op.set : op.map;
-        push(i, MSG.DELSET, R, Buffer.concat([tableAttr(), attr(SET.NAME, strz(checkName("set", name)))]));
+        push(i, MSG.DELSET, R, [tableAttr(), attr(SET.NAME, strz(checkName("set", name)))]);
         targets.delete(name);
         ids.delete(name);
         return;
@@ -348,7 +344,7 @@ export function encodeTransaction(
     last.writeUInt16LE(last.readUInt16LE(6) | NLM_F_ACK, 6);
     seqs.push(opOfSeq[opOfSeq.length - 1]!.seq);
   }
-  msgs.push(batchEnd(seq++));
+  msgs.push(serialize([batchEnd(seq++)]));
   const bySeq = new Map(opOfSeq.map((o) => [o.seq, o.op]));
   return {
     bytes: Buffer.concat(msgs),
