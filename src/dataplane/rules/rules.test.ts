@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { cidr, rule } from "../fixtures.js";
+import { W1, W2, asState, cidr, rule, testConfig, testState } from "../fixtures.js";
 import {
   MAX_CHAIN_NAME,
   MAX_SET_NAME,
@@ -11,7 +11,9 @@ import {
   policyChain,
 } from "../names.js";
 import { renderRule as nftText } from "../nft/render.js";
-import { collapse, prefixElement } from "./ipsets.js";
+import { collapse, ipSetFor, prefixElement } from "./ipsets.js";
+import { ruleHash } from "./comment.js";
+import { DesiredTable } from "./ruleset.js";
 import { renderRule, type PolicyRenderOptions } from "./policy.js";
 
 const opts: PolicyRenderOptions = {
@@ -90,5 +92,47 @@ describe("ip set elements", () => {
       "fd00:19::1",
       "fd00:19::2",
     ]);
+  });
+});
+
+describe("shared rules", () => {
+  it("endpoint chains share one frozen object per repeated rule, each with its own hash", () => {
+    const table = DesiredTable.fromState(asState(testState()), testConfig());
+    const a = table.chains.get(endpointChain("tw", W1.iface))!;
+    const b = table.chains.get(endpointChain("tw", W2.iface))!;
+    // The conntrack rules open every normal endpoint chain: the same object in both.
+    assert.equal(a.rules[0], b.rules[0]);
+    assert.equal(a.rules[1], b.rules[1]);
+    for (const c of table.chains.values())
+      for (const r of c.rules) {
+        assert.ok(Object.isFrozen(r), `${c.name}: rule not frozen`);
+        assert.equal(r.comment, ruleHash(r), `${c.name}: comment is not the rule's hash`);
+      }
+    // A second table (shared rules now cached) has the same chains, rule for rule.
+    const again = DesiredTable.fromState(asState(testState()), testConfig());
+    for (const [name, c] of table.chains)
+      assert.deepEqual(
+        again.chains.get(name)!.rules.map((r) => nftText(r)),
+        c.rules.map((r) => nftText(r)),
+      );
+  });
+});
+
+describe("ip set elements from members", () => {
+  it("one address in net and named-port members, host and non-host prefixes, junk ignored", () => {
+    const members = new Set([
+      "198.19.0.7/32",
+      "198.19.0.0/30",
+      "198.19.4.0/24",
+      "fd00:19::7/128",
+      "nonsense",
+    ]);
+    const net = { id: "s:x", type: "net" as const, description: "", members };
+    assert.deepEqual([...ipSetFor(net, 4).elements], ["198.19.0.0/30", "198.19.0.7", "198.19.4.0/24"]);
+    assert.deepEqual([...ipSetFor(net, 6).elements], ["fd00:19::7"]);
+    const ports = new Set(["198.19.0.7,6,8080", "fd00:19::7,17,53", "198.19.0.7,x,1", "bad,6,1"]);
+    const ipPort = { id: "n:x", type: "ip-port" as const, description: "", members: ports };
+    assert.deepEqual([...ipSetFor(ipPort, 4).elements], ["198.19.0.7 . 6 . 8080"]);
+    assert.deepEqual([...ipSetFor(ipPort, 6).elements], ["fd00:19::7 . 17 . 53"]);
   });
 });
