@@ -96,7 +96,9 @@ type Destination = StoredRoute | MultiDest;
  * here so settling needs no second lookup in the big map). */
 interface Dirty {
   prefix: CIDR;
-  before: Decision | undefined;
+  /** The cached decision of a multi-candidate entry, or the single route whose decision is
+   * implied (no Decision allocated for the million-route cases: table dumps and peer loss). */
+  before: Decision | StoredRoute | undefined;
   now: Destination | undefined;
 }
 type DirtySet = Map<PrefixKey, Dirty>;
@@ -377,7 +379,7 @@ export class Rib {
   #touch(key: PrefixKey, prefix: CIDR, d: Destination | undefined, dirty: DirtySet): Dirty {
     let t = dirty.get(key);
     if (t === undefined) {
-      t = { prefix, before: this.#decisionOf(d), now: d };
+      t = { prefix, before: d instanceof MultiDest ? d.decision : d, now: d };
       dirty.set(key, t);
     }
     return t;
@@ -433,6 +435,13 @@ export class Rib {
     else d.routes.splice(0, d.routes.length, ...rest);
   }
 
+  /** Did the decision stay the same? `before` may be a single route (its implied decision). */
+  #same(before: Decision | StoredRoute | undefined, after: Decision | undefined): boolean {
+    if (!(before instanceof StoredRoute)) return sameDecision(before, after);
+    if (!this.#decision.nextHopReachable(before.nextHop)) return after === undefined;
+    return after?.best === before && after.multipath.length === 1;
+  }
+
   /** Re-decide the dirty prefixes; diff every up peer's Adj-RIB-Out (except `skipPeer`, whose
    * table the caller rebuilds). */
   #settle(dirty: DirtySet, skipPeer?: string): RibChanges {
@@ -445,7 +454,7 @@ export class Rib {
         after = decide(d.routes, this.#decision);
         d.decision = after;
       } else if (d !== undefined) after = decide([d], this.#decision);
-      if (!sameDecision(before, after)) {
+      if (!this.#same(before, after)) {
         const change: LocRibChange = { prefix, nextHops: after?.multipath.map((r) => r.nextHop) ?? [] };
         if (after !== undefined) change.decision = after;
         locRib.push(change);
