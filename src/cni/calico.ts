@@ -78,18 +78,27 @@ async function add(ctx: PluginContext): Promise<CniResult> {
     log.info(`assigned ${[...ips.ipv4, ...ips.ipv6].join(", ")} to ${id.name}`);
     let vethMade = false;
     try {
-      // A host end with our name is a previous sandbox of the same pod: Calico replaces it.
-      if (await showLink(id.hostIface)) await deleteLink(id.hostIface);
+      const spec = {
+        hostIface: id.hostIface,
+        ifname: env.ifname,
+        netns: env.netns,
+        mtu: conf.mtu,
+        ipv4: ips.ipv4,
+        ipv6: ips.ipv6,
+      };
       let mac: string;
       try {
-        ({ containerMac: mac } = await setupVeth({
-          hostIface: id.hostIface,
-          ifname: env.ifname,
-          netns: env.netns,
-          mtu: conf.mtu,
-          ipv4: ips.ipv4,
-          ipv6: ips.ipv6,
-        }));
+        try {
+          ({ containerMac: mac } = await setupVeth(spec));
+        } catch (e) {
+          // A host end with our name that setupVeth did not create is left by a previous
+          // sandbox of the same pod: Calico replaces it. Looked for only on failure, to keep
+          // the common ADD at two `ip` runs.
+          if ((await showLink(id.hostIface)) === undefined) throw e;
+          log.warn(`replacing a stale ${id.hostIface}`);
+          await deleteLink(id.hostIface);
+          ({ containerMac: mac } = await setupVeth(spec));
+        }
       } catch (e) {
         throw kernelError(`Cannot wire ${env.ifname} in ${env.netns} to ${id.hostIface}`, e);
       }
