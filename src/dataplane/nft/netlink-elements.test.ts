@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { run, runOk } from "../netns.js";
 import { FakeNft, isApplyFailed } from "./fake-nft.js";
 import { NftCli } from "./nft-cli.js";
-import { UnsupportedElementError, encodeElementBatch, type ElementTarget } from "./netlink-elements.js";
+import type { ElementTarget } from "./netlink-elements.js";
+import { UnsupportedNetlinkError } from "./netlink.js";
+import { encodeTransaction } from "./netlink-tx.js";
 import type { TableListing, Transaction } from "./model.js";
 
 const targets: Record<string, ElementTarget> = {
@@ -17,17 +19,18 @@ const targets: Record<string, ElementTarget> = {
   c4: { keyType: "ipv4_addr . inet_proto . inet_service", interval: false, map: false },
   m: { keyType: "ifname", interval: false, map: true },
 };
-const lookup = (n: string): ElementTarget | undefined => targets[n];
+const known = new Map(Object.entries(targets));
+const elementsTx = (ops: Transaction["ops"]): Transaction => ({ ops });
 
-describe("encodeElementBatch", () => {
-  it("frames one batch: BEGIN, one message per op, END; element messages ask for ACKs", () => {
-    const b = encodeElementBatch(
-      [
-        { kind: "add", set: "v4", elements: ["198.19.0.1", "198.19.1.0/24"] },
-        { kind: "delete", set: "c4", elements: ["198.19.0.1 . 6 . 80"] },
-        { kind: "add-map", map: "m", elements: [["cali1", { type: "goto", chain: "c" }]] },
-      ],
-      lookup,
+describe("element operations in a netlink batch", () => {
+  it("frames one batch: BEGIN, one message per op, END; the last asks for an ACK", () => {
+    const b = encodeTransaction(
+      elementsTx([
+        { op: "add-elements", set: "v4", elements: ["198.19.0.1", "198.19.1.0/24"] },
+        { op: "delete-elements", set: "c4", elements: ["198.19.0.1 . 6 . 80"] },
+        { op: "add-map-elements", map: "m", elements: [["cali1", { type: "goto", chain: "c" }]] },
+      ]),
+      known,
       7,
     );
     const types: number[] = [];
@@ -37,29 +40,21 @@ describe("encodeElementBatch", () => {
       off += len;
     }
     assert.deepEqual(types, [16, 0x0a0c, 0x0a0e, 0x0a0c, 17]);
-    assert.deepEqual(b.seqs, [8, 9, 10]);
+    assert.deepEqual(b.seqs, [10]);
   });
 
   it("refuses what it cannot encode, so the caller uses nft -f", () => {
-    const cases: [string, () => unknown][] = [
-      [
-        "unknown set",
-        () => encodeElementBatch([{ kind: "add", set: "nope", elements: ["1.2.3.4"] }], lookup),
-      ],
-      [
-        "a set op on a map",
-        () => encodeElementBatch([{ kind: "add", set: "m", elements: ["cali1"] }], lookup),
-      ],
+    const cases: [string, Transaction][] = [
+      ["unknown set", elementsTx([{ op: "add-elements", set: "nope", elements: ["1.2.3.4"] }])],
+      ["a set op on a map", elementsTx([{ op: "add-elements", set: "m", elements: ["cali1"] }])],
       [
         "interval to the top of the space",
-        () => encodeElementBatch([{ kind: "add", set: "v4", elements: ["255.255.255.0/24"] }], lookup),
+        elementsTx([{ op: "add-elements", set: "v4", elements: ["255.255.255.0/24"] }]),
       ],
-      [
-        "too long ifname",
-        () => encodeElementBatch([{ kind: "delete-map", map: "m", keys: ["x".repeat(16)] }], lookup),
-      ],
+      ["too long ifname", elementsTx([{ op: "delete-map-elements", map: "m", keys: ["x".repeat(16)] }])],
     ];
-    for (const [name, f] of cases) assert.throws(f, UnsupportedElementError, name);
+    for (const [name, tx] of cases)
+      assert.throws(() => encodeTransaction(tx, known), UnsupportedNetlinkError, name);
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * Set and map element updates over raw nfnetlink, bypassing the `nft` binary.
+ * Set and map elements over raw nfnetlink, bypassing the `nft` binary: the element part of the
+ * transaction encoder (netlink-tx.ts), which sends whole transactions.
  *
  * Why: nft 1.0.6 fills its cache with the elements of EVERY set in the table before it applies an
  * `add element`/`delete element` (one GETSETELEM dump per set: ~2,000 dumps, 2.7 MiB, 0.3–0.7 s
@@ -20,25 +21,10 @@
  */
 import { parseElement } from "./elements.js";
 import { TABLE_NAME, type MapVerdict, type SetKeyType } from "./model.js";
-import {
-  NLM_F_ACK,
-  NLM_F_CREATE,
-  NLM_F_REQUEST,
-  UnsupportedNetlinkError,
-  attr,
-  batchBegin,
-  batchEnd,
-  nested,
-  u32attr,
-  nftMessage,
-  strz,
-  serialize,
-  type Attr,
-  type EncodedBatch,
-  type Msg,
-} from "./netlink.js";
+import { UnsupportedNetlinkError, attr, nested, strz, u32attr, type Attr } from "./netlink.js";
 
-export { NFT_NETLINK_FAILED, loadLibc, sendBatch, type EncodedBatch } from "./netlink.js";
+/** `loadLibc` is imported from here by the route and link managers. */
+export { NFT_NETLINK_FAILED, loadLibc } from "./netlink.js";
 
 // linux/netfilter/nf_tables.h
 export const NFT_MSG_NEWSETELEM = 12;
@@ -62,8 +48,6 @@ const NFT_GOTO = -4;
 const IFNAMSIZ = 16;
 /** Elements per message: the ELEMENTS attribute's length is a u16. */
 export const ELEMENTS_PER_MESSAGE = 256;
-/** Element-only batches above this go to `nft -f` (kept from before whole transactions were sent). */
-export const MAX_BATCH_BYTES = 128 * 1024;
 
 /** What the encoder must know about a set or map (learned from listings and our own applies). */
 export interface ElementTarget {
@@ -190,31 +174,4 @@ export function elementBodies(set: string, raw: readonly RawElement[], setId?: n
     out.push(parts);
   }
   return out;
-}
-
-/**
- * One nfnetlink batch for `ops` (pure: unit-tested against bytes nft produces). Throws
- * UnsupportedElementError for anything it cannot encode, and when `target` does not know a name.
- */
-export function encodeElementBatch(
-  ops: readonly ElementOp[],
-  target: (name: string) => ElementTarget | undefined,
-  firstSeq = 1,
-): EncodedBatch {
-  let seq = firstSeq;
-  const msgs: Msg[] = [batchBegin(seq++)];
-  const seqs: number[] = [];
-  for (const op of ops) {
-    const name = "set" in op ? op.set : op.map;
-    const t = target(name);
-    if (t === undefined) throw new UnsupportedElementError(`unknown set or map "${name}"`);
-    const add = op.kind === "add" || op.kind === "add-map";
-    for (const body of elementBodies(name, rawElements(t, op))) {
-      const flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE : 0);
-      seqs.push(seq);
-      msgs.push(nftMessage(add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, flags, seq++, body));
-    }
-  }
-  msgs.push(batchEnd(seq++));
-  return { bytes: serialize(msgs), seqs };
 }
