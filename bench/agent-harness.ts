@@ -61,6 +61,8 @@ export class BenchAgent {
       opts.statusFile,
       "--ip",
       "none",
+      // The policy benches measure the dataplane; no BGP child speaker beside it.
+      "--no-bgp",
       ...(opts.args ?? []),
     ];
     this.child = spawn(process.execPath, args, {

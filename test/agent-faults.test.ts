@@ -1,9 +1,11 @@
 /**
  * calico-node under faults, on the real kernel with real packets (issue 5):
  *
- * - Fail closed: `nft` starts refusing every call (a wrapper first on the agent's PATH). The
- *   agent retries as full applies, exits non-zero after --max-apply-failures, and the kernel
- *   keeps the last programmed policy: what was denied stays denied.
+ * - Fail closed: `nft` starts refusing every call (a wrapper first on the agent's PATH; the
+ *   agent runs with CALICO_NFT_NETLINK=0 so every transaction goes through that `nft`, since the
+ *   netlink path would bypass it). The agent retries as full applies, exits non-zero after
+ *   --max-apply-failures, and the kernel keeps the last programmed policy: what was denied stays
+ *   denied.
  * - Datastore outage: etcd is killed for ~10 s. Enforcement is unchanged throughout, the agent
  *   stays live, and once etcd is back a policy change is enforced.
  */
@@ -78,7 +80,10 @@ describe("fail closed: nft refuses every transaction", { skip: rootSkip }, () =>
       `#!/bin/sh\nif [ -e '${flag}' ]; then echo 'nft (test wrapper): refusing' >&2; exit 1; fi\nexec /usr/sbin/nft "$@"\n`,
     );
     chmodSync(join(bin, "nft"), 0o755);
-    fabric.startAgent(["--max-apply-failures", "3"], { PATH: `${bin}:${process.env.PATH ?? ""}` });
+    fabric.startAgent(["--max-apply-failures", "3"], {
+      PATH: `${bin}:${process.env.PATH ?? ""}`,
+      CALICO_NFT_NETLINK: "0",
+    });
     await waitForAgent(fabric, await fabric.revision());
   });
   after(async () => {
