@@ -24,6 +24,12 @@ APT_PACKAGES=(python3 make g++ iproute2 nftables sqlite3 ca-certificates etcd-se
 APT_PACKAGES+=(iperf3)
 # bird2: test/bgp-bird.test.ts runs BIRD 2 in network namespaces as a real BGP peer of our speaker.
 APT_PACKAGES+=(bird2)
+# podman, runc, conmon, containernetworking-plugins, busybox-static: test/cni-podman.test.ts runs
+# podman as a real CNI runtime of our plugins on two hosts (runc: crun fails on cgroups v1
+# hybrid; containernetworking-plugins: podman's CNI backend, which also satisfies its
+# container-network-stack dependency; busybox-static: the rootfs of the test's image, loaded
+# with `podman import` since there is no registry access).
+APT_PACKAGES+=(podman runc conmon containernetworking-plugins busybox-static)
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 
 missing=()
