@@ -16,6 +16,7 @@ import { registerCniCommands } from "./commands/cni.js";
 import { registerDatastoreCommands } from "./commands/datastore.js";
 import { registerGetCommand } from "./commands/get.js";
 import { registerIpamCommands } from "./commands/ipam.js";
+import { registerLabCommands } from "./commands/lab.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerPatchCommands } from "./commands/patch.js";
 import { registerVersionCommand } from "./commands/version.js";
@@ -79,6 +80,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   registerDatastoreCommands(program, ctx);
   registerCniCommands(program, ctx);
   registerNodeCommands(program, ctx);
+  registerLabCommands(program, ctx);
 
   let exit: number = ExitCode.OK;
   try {

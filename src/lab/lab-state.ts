@@ -1,0 +1,133 @@
+/**
+ * The lab's state file: every namespace and process `lab up` made, written before and after
+ * each step (atomically: temp file + rename), so `lab down` can remove everything even after
+ * `lab up` was killed half-way or the lab's processes were killed with SIGKILL. The file
+ * lives in the lab's state directory together with the datastore, logs and status files.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CalicoError } from "../errors.js";
+
+export const LAB_STATE_VERSION = 1;
+/** The default state directory root; each lab is `<root>/<name>`. */
+export const LAB_STATE_ROOT = "/run/calico-ts-lab";
+export const DEFAULT_LAB_NAME = "lab";
+
+export type LabDatastoreKind = "sqlite" | "etcd";
+
+export interface LabProcess {
+  pid: number;
+  /** What it is: "calico-node h1", "workload frontend", "etcd". */
+  role: string;
+  /** A string its /proc/PID/cmdline must contain before we signal it (PIDs get reused). */
+  marker: string;
+}
+
+export interface LabHost {
+  /** Node name: h1, h2, … */
+  name: string;
+  netns: string;
+  v4: string;
+  v6: string | undefined;
+  statusFile: string;
+  log: string;
+  pid: number | undefined;
+}
+
+export interface LabWorkload {
+  name: string;
+  host: string;
+  /** The Kubernetes namespace its WorkloadEndpoint is in. */
+  namespace: string;
+  netns: string;
+  containerID: string;
+  labels: Record<string, string>;
+  ipv4: string[];
+  ipv6: string[];
+  /** The host-side veth the CNI plugin made. */
+  iface: string;
+  /** The probe agent's control socket. */
+  socket: string;
+  pid: number | undefined;
+}
+
+export interface LabState {
+  version: number;
+  name: string;
+  /** Every namespace the lab made starts with this. */
+  prefix: string;
+  stateDir: string;
+  createdAt: string;
+  phase: "starting" | "up" | "failed";
+  datastore: { kind: LabDatastoreKind; url: string };
+  ipv6: boolean;
+  fabricNetns: string;
+  hosts: LabHost[];
+  workloads: LabWorkload[];
+  /** Every namespace made, in creation order. */
+  netns: string[];
+  /** Every process started (agents, probe agents, etcd). */
+  processes: LabProcess[];
+}
+
+export interface LabLocation {
+  name: string;
+  stateDir: string;
+  prefix: string;
+}
+
+const NAME_RE = /^[a-z0-9]{1,12}$/;
+
+/** Where lab `name` keeps its state; `stateDir` overrides the default. */
+export function labLocation(name: string = DEFAULT_LAB_NAME, stateDir?: string): LabLocation {
+  if (!NAME_RE.test(name))
+    throw new CalicoError(
+      "LAB_BAD_NAME",
+      `Invalid lab name ${JSON.stringify(name)}: use 1-12 lower-case letters and digits`,
+    );
+  return { name, stateDir: stateDir ?? join(LAB_STATE_ROOT, name), prefix: `cts${name}-` };
+}
+
+export const stateFile = (loc: LabLocation): string => join(loc.stateDir, "state.json");
+
+export function readLabState(loc: LabLocation): LabState | undefined {
+  const path = stateFile(loc);
+  if (!existsSync(path)) return undefined;
+  let s: LabState;
+  try {
+    s = JSON.parse(readFileSync(path, "utf8")) as LabState;
+  } catch (e) {
+    throw new CalicoError("LAB_STATE_CORRUPT", `Cannot read the lab state ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  if (s.version !== LAB_STATE_VERSION)
+    throw new CalicoError(
+      "LAB_STATE_CORRUPT",
+      `The lab state ${path} has version ${s.version}; this calicoctl writes ${LAB_STATE_VERSION}`,
+    );
+  return s;
+}
+
+/** The lab's state, or a LAB_NOT_UP error naming where it looked. */
+export function requireLabState(loc: LabLocation): LabState {
+  const s = readLabState(loc);
+  if (s === undefined)
+    throw new CalicoError(
+      "LAB_NOT_UP",
+      `No lab "${loc.name}" is up (no state in ${loc.stateDir}); start one with: calicoctl lab up`,
+    );
+  return s;
+}
+
+export function writeLabState(s: LabState): void {
+  mkdirSync(s.stateDir, { recursive: true });
+  const path = join(s.stateDir, "state.json");
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+export function isLabError(err: unknown, code: string): boolean {
+  return err instanceof CalicoError && err.code === code;
+}

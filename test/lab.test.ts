@@ -1,0 +1,290 @@
+/**
+ * `calicoctl lab` end to end on the real kernel, through the built executable (so the lab's
+ * processes must outlive the command that started them): up with 2 hosts, status (hosts ready,
+ * BGP mesh Established, workloads with pool addresses), the connectivity matrix measured with
+ * real packets against the demo policy (cross-host paths allowed and denied), exec in a
+ * workload's namespace, add-workload and del-workload through the CNI plugin, and down leaving
+ * no namespace, process or file; then down after the lab's processes and `lab up` itself were
+ * killed with SIGKILL half-way. Every lab here has its own name (namespace prefix) and state
+ * directory, so it never meets a user's lab or another test's.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { LabStatus } from "../src/lab/lab.js";
+import type { LabState } from "../src/lab/lab-state.js";
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const tag = process.pid.toString(36);
+const root = mkdtempSync(join(tmpdir(), "cts-labtest-"));
+const labs: { name: string; dir: string }[] = [];
+
+function newLab(suffix: string): { name: string; dir: string; flags: string[] } {
+  const name = `t${tag}${suffix}`.slice(0, 12);
+  const dir = join(root, name);
+  labs.push({ name, dir });
+  return { name, dir, flags: ["--name", name, "--state-dir", dir] };
+}
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+function cli(args: string[], timeoutMs = 120_000): Promise<Run> & { pid: number | undefined } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const p = new Promise<Run>((resolve) => {
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code, sig) => {
+      clearTimeout(t);
+      resolve({ code: code ?? (sig !== null ? 128 : 1), out, err });
+    });
+  });
+  return Object.assign(p, { pid: child.pid });
+}
+
+const netnsWith = (prefix: string): string[] => {
+  try {
+    return readdirSync("/run/netns").filter((n) => n.startsWith(prefix));
+  } catch {
+    return [];
+  }
+};
+
+/** PIDs whose command line names `dir` (every lab process carries its state directory). */
+function processesWith(dir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, "utf8").replace(/\0/g, " ").includes(dir)) pids.push(Number(p));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids.filter((p) => p !== process.pid);
+}
+
+async function assertGone(name: string, dir: string): Promise<void> {
+  // netns removal is asynchronous in the kernel, the names go at once; processes may take a moment to be reaped.
+  const deadline = Date.now() + 5000;
+  while (processesWith(dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(netnsWith(`cts${name}-`), [], "no namespace left");
+  assert.deepEqual(processesWith(dir), [], "no process left");
+  assert.equal(existsSync(dir), false, "state directory removed");
+}
+
+const main = newLab("a");
+let status: LabStatus;
+
+before(async () => {
+  const up = await cli(["lab", "up", "--nodes", "2", ...main.flags]);
+  assert.equal(up.code, 0, `lab up failed:\n${up.out}\n${up.err}`);
+  assert.match(up.out, /Connectivity, IPv4 TCP port 80/);
+  assert.match(up.out, /Try next:/);
+  assert.doesNotMatch(up.out, /differs from the demo policy/, up.out);
+});
+
+after(async () => {
+  for (const l of labs) await cli(["lab", "down", "--name", l.name, "--state-dir", l.dir]);
+  rmSync(root, { recursive: true, force: true });
+});
+
+test("lab status -o json: 2 hosts ready with their mesh session Established, demo workloads with pool addresses", async () => {
+  const r = await cli(["lab", "status", "-o", "json", "--no-probe", ...main.flags]);
+  assert.equal(r.code, 0, r.err);
+  status = JSON.parse(r.out) as LabStatus;
+  assert.equal(status.phase, "up");
+  assert.deepEqual(
+    status.hosts.map((h) => [h.name, h.v4, h.agent, h.ready]),
+    [
+      ["h1", "198.18.0.1", "running", true],
+      ["h2", "198.18.0.2", "running", true],
+    ],
+  );
+  assert.deepEqual(
+    status.hosts.map((h) => h.bgp.map((p) => `${p.peer} ${p.state}`)),
+    [["198.18.0.2 Established"], ["198.18.0.1 Established"]],
+  );
+  assert.deepEqual(
+    status.workloads.map((w) => [w.name, w.host, w.probe]),
+    [
+      ["frontend", "h1", "running"],
+      ["backend", "h2", "running"],
+      ["db", "h1", "running"],
+      ["client", "h2", "running"],
+    ],
+  );
+  for (const w of status.workloads) {
+    assert.equal(w.ipv4.length, 1);
+    assert.match(w.ipv4[0]!, /^198\.19\.\d+\.\d+$/);
+    assert.match(w.iface, /^cali[0-9a-f]{11}$/);
+  }
+});
+
+test("the matrix, measured with real packets, follows the demo policy across hosts", async () => {
+  const r = await cli(["lab", "status", "-o", "json", ...main.flags]);
+  assert.equal(r.code, 0, r.err);
+  const st = JSON.parse(r.out) as LabStatus;
+  const m = st.matrices.find((x) => x.family === 4)!;
+  const got = (from: string, to: string) => m.cells.find((c) => c.from === from && c.to === to)!;
+  // frontend (h1) → backend (h2): allowed by backend-from-frontend, answered by backend itself.
+  assert.deepEqual([got("frontend", "backend").ok, got("frontend", "backend").detail], [true, "backend"]);
+  // client (h2) → backend (h2), frontend (h1) → db (h1): denied.
+  assert.equal(got("client", "backend").ok, false);
+  assert.equal(got("frontend", "db").ok, false);
+  // backend (h2) → db (h1): allowed; anyone → client.
+  assert.equal(got("backend", "db").ok, true);
+  assert.equal(got("db", "client").ok, true);
+  for (const c of m.cells) assert.equal(c.ok, c.expected, `${c.from} → ${c.to}: ${c.detail}`);
+});
+
+test("lab exec runs a command in the workload's namespace; a cross-host ping works", async () => {
+  const fe = status.workloads.find((w) => w.name === "frontend")!;
+  const client = status.workloads.find((w) => w.name === "client")!;
+  const r = await cli([
+    "lab",
+    "exec",
+    ...main.flags,
+    "frontend",
+    "--",
+    "ip",
+    "-4",
+    "-o",
+    "addr",
+    "show",
+    "dev",
+    "eth0",
+  ]);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(r.out.includes(`${fe.ipv4[0]}/32`), r.out);
+  const ping = await cli([
+    "lab",
+    "exec",
+    ...main.flags,
+    "frontend",
+    "--",
+    "ping",
+    "-c",
+    "1",
+    "-W",
+    "3",
+    client.ipv4[0]!,
+  ]);
+  assert.equal(ping.code, 0, ping.out + ping.err);
+  const bad = await cli(["lab", "exec", ...main.flags, "nosuch", "--", "true"]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /No workload or host "nosuch"/);
+  const fails = await cli(["lab", "exec", ...main.flags, "frontend", "--", "false"]);
+  assert.notEqual(fails.code, 0);
+});
+
+test("add-workload attaches through the CNI plugin with labels (the policy applies to it); del-workload removes it", async () => {
+  const add = await cli([
+    "lab",
+    "add-workload",
+    ...main.flags,
+    "h1",
+    "extra",
+    "--labels",
+    "app=frontend,team=x",
+  ]);
+  assert.equal(add.code, 0, add.out + add.err);
+  assert.match(add.out, /^Workload extra on h1: 198\.19\.\d+\.\d+ \(interface cali[0-9a-f]{11}\)/);
+  assert.ok(netnsWith(`cts${main.name}-w-extra`).length === 1);
+  const r = await cli(["lab", "status", "-o", "json", ...main.flags]);
+  const st = JSON.parse(r.out) as LabStatus;
+  const w = st.workloads.find((x) => x.name === "extra")!;
+  assert.deepEqual(w.labels, { app: "frontend", team: "x" });
+  const m = st.matrices[0]!;
+  const cell = (from: string, to: string) => m.cells.find((c) => c.from === from && c.to === to)!;
+  // app=frontend on h1 may reach backend on h2, not db.
+  assert.equal(cell("extra", "backend").ok, true, cell("extra", "backend").detail);
+  assert.equal(cell("extra", "db").ok, false);
+  const weps = await cli([
+    "--datastore",
+    `sqlite:${main.dir}/calico.db`,
+    "get",
+    "workloadendpoints",
+    "-A",
+    "-o",
+    "json",
+  ]);
+  assert.ok(weps.out.includes("h1-k8s-extra-eth0"), weps.out);
+  const dup = await cli(["lab", "add-workload", ...main.flags, "h2", "extra"]);
+  assert.notEqual(dup.code, 0);
+  assert.match(dup.err, /already exists/);
+
+  const del = await cli(["lab", "del-workload", ...main.flags, "extra"]);
+  assert.equal(del.code, 0, del.err);
+  assert.deepEqual(netnsWith(`cts${main.name}-w-extra`), []);
+  const after = JSON.parse(
+    (await cli(["lab", "status", "-o", "json", "--no-probe", ...main.flags])).out,
+  ) as LabStatus;
+  assert.equal(
+    after.workloads.some((x) => x.name === "extra"),
+    false,
+  );
+  const weps2 = await cli([
+    "--datastore",
+    `sqlite:${main.dir}/calico.db`,
+    "get",
+    "workloadendpoints",
+    "-A",
+    "-o",
+    "json",
+  ]);
+  assert.ok(!weps2.out.includes("h1-k8s-extra-eth0"), "its WorkloadEndpoint is gone");
+});
+
+test("lab down removes every namespace, process and file; a second down is a no-op", async () => {
+  const down = await cli(["lab", "down", ...main.flags]);
+  assert.equal(down.code, 0, down.err);
+  assert.match(down.out, /removed: \d+ namespaces, \d+ processes/);
+  await assertGone(main.name, main.dir);
+  const again = await cli(["lab", "down", ...main.flags]);
+  assert.equal(again.code, 0);
+  assert.match(again.out, /nothing to remove/);
+});
+
+test("lab down after SIGKILL of lab up half-way and of every lab process leaves nothing", async () => {
+  const l = newLab("k");
+  const up = cli(["lab", "up", "--nodes", "2", ...l.flags]);
+  // Wait until the agents run (recorded in the state file), then kill lab up itself.
+  const deadline = Date.now() + 60_000;
+  let state: LabState | undefined;
+  for (;;) {
+    try {
+      state = JSON.parse(readFileSync(join(l.dir, "state.json"), "utf8")) as LabState;
+    } catch {
+      state = undefined;
+    }
+    if ((state?.processes.length ?? 0) >= 2) break;
+    assert.ok(Date.now() < deadline, "lab up never started its agents");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.kill(up.pid!, "SIGKILL");
+  await up;
+  // Now the processes it left: SIGKILL each (a crash of the whole lab).
+  await new Promise((r) => setTimeout(r, 500));
+  const left = processesWith(l.dir);
+  assert.ok(left.length >= 2, `agents outlive lab up: ${left.length}`);
+  for (const pid of left) process.kill(pid, "SIGKILL");
+  assert.ok(netnsWith(`cts${l.name}-`).length >= 3, "the namespaces are still there");
+  const down = await cli(["lab", "down", ...l.flags]);
+  assert.equal(down.code, 0, down.err);
+  await assertGone(l.name, l.dir);
+  // A new lab of the same name comes up cleanly afterwards (nothing stale in the way).
+  const again = await cli(["lab", "up", "--nodes", "1", "--no-demo", ...l.flags]);
+  assert.equal(again.code, 0, again.out + again.err);
+  assert.equal((await cli(["lab", "down", ...l.flags])).code, 0);
+  await assertGone(l.name, l.dir);
+});
