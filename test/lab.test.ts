@@ -282,9 +282,11 @@ test("lab down after SIGKILL of lab up half-way and of every lab process leaves 
   const down = await cli(["lab", "down", ...l.flags]);
   assert.equal(down.code, 0, down.err);
   await assertGone(l.name, l.dir);
-  // A new lab of the same name comes up cleanly afterwards (nothing stale in the way).
-  const again = await cli(["lab", "up", "--nodes", "1", "--no-demo", ...l.flags]);
+  // A new lab of the same name comes up cleanly afterwards (nothing stale in the way), with a
+  // real etcd in its fabric namespace this time; down stops etcd too.
+  const again = await cli(["lab", "up", "--nodes", "1", "--no-demo", "--datastore", "etcd", ...l.flags]);
   assert.equal(again.code, 0, again.out + again.err);
+  assert.match(again.out, /datastore etcd:\/\/198\.18\.0\.254:2379/);
   assert.equal((await cli(["lab", "down", ...l.flags])).code, 0);
   await assertGone(l.name, l.dir);
 });

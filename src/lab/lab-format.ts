@@ -13,6 +13,14 @@ export function columns(
   return [line(headers), ...rows.map(line)].join("\n");
 }
 
+/** An ISO time as HH:MM:SS local time (BIRD's SINCE column for today). */
+function since(iso: string): string {
+  const t = new Date(iso);
+  if (Number.isNaN(t.getTime())) return iso;
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())}`;
+}
+
 const YES = "✓";
 const NO = "✗";
 
@@ -55,7 +63,9 @@ export function formatStatus(st: LabStatus): string {
     ),
   );
   out.push("", "BGP sessions:");
-  const sessions = st.hosts.flatMap((h) => h.bgp.map((p) => [h.name, p.peer, p.type, p.state, p.since]));
+  const sessions = st.hosts.flatMap((h) =>
+    h.bgp.map((p) => [h.name, p.peer, p.type, p.state, since(p.since)]),
+  );
   out.push(
     sessions.length === 0 ? "  (none)" : columns(["HOST", "PEER", "TYPE", "STATE", "SINCE"], sessions),
   );
@@ -87,6 +97,7 @@ export function nextSteps(st: LabStatus, cli = "calicoctl", flags = ""): string 
   // A peer the demo policy leaves open to everything (ping included).
   const open = st.workloads.find((w) => w.name === "client" && w !== a) ?? st.workloads.find((w) => w !== a);
   const ds = `--datastore ${st.datastore}`;
+  const dsPrefix = st.datastore.startsWith("etcd:") ? `lab exec${flags} h1 -- ${cli} ` : "";
   const steps: [string, string][] = [
     [`lab status${flags}`, "hosts, BGP, workloads and a fresh matrix"],
     ...(a !== undefined
@@ -105,8 +116,9 @@ export function nextSteps(st: LabStatus, cli = "calicoctl", flags = ""): string 
       : []),
     [`lab add-workload${flags} h1 web2 --labels app=frontend`, "attached by the calico CNI plugin"],
     [`lab del-workload${flags} web2`, ""],
-    [`${ds} get networkpolicy -n demo -o yaml`, "the demo policies"],
-    [`${ds} ipam show --show-blocks`, "blocks affine to each host"],
+    // etcd listens in the lab's fabric namespace: calicoctl reaches it from a host's.
+    [`${dsPrefix}${ds} get networkpolicy -n demo -o yaml`, "the demo policies"],
+    [`${dsPrefix}${ds} ipam show --show-blocks`, "blocks affine to each host"],
     [`node status --status-file ${st.stateDir}/h1-status.json`, "h1's BGP sessions"],
     [`lab down${flags}`, "removes every namespace and process"],
   ];

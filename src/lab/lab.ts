@@ -163,7 +163,7 @@ async function buildFabric(s: LabState, count: number): Promise<void> {
         "link set eth0 up",
         // Proxy ARP answers for 169.254.1.1 only when the host has a route covering it.
         `route add default via ${FABRIC_V4} dev eth0`,
-        ...(h.v6 !== undefined ? [`-6 route add default via ${FABRIC_V6} dev eth0`] : []),
+        ...(h.v6 !== undefined ? [`route add ::/0 via ${FABRIC_V6} dev eth0`] : []),
       ]);
       await ipBatch(f, [`link set ${port} master br0`, `link set ${port} up`]);
     }),

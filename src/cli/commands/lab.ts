@@ -4,6 +4,7 @@
  * /run/calico-ts-lab/<name>, or $CALICO_LAB_DIR), so labs of tests never meet a user's lab.
  */
 import { spawn } from "node:child_process";
+import { basename, relative } from "node:path";
 import { Option, type Command } from "commander";
 import {
   labAddWorkload,
@@ -44,6 +45,15 @@ function location(flags: LabFlags): LabLocation {
 const nameFlag = (loc: LabLocation, flags: LabFlags): string =>
   `${loc.name === DEFAULT_LAB_NAME ? "" : ` --name ${loc.name}`}${flags.stateDir !== undefined ? ` --state-dir ${flags.stateDir}` : ""}`;
 
+/** How the user ran us, for the hints: `calicoctl` when linked, else `node <path>`. */
+function cliName(): string {
+  const main = process.argv[1] ?? "";
+  if (process.env.CALICO_LAB_CLI !== undefined) return process.env.CALICO_LAB_CLI;
+  if (basename(main) === "calicoctl" || main === "") return "calicoctl";
+  const rel = relative(process.cwd(), main);
+  return `node ${rel.startsWith("..") ? main : rel}`;
+}
+
 const int = (what: string) => (v: string) => {
   if (!/^\d+$/.test(v)) throw new UsageError(`${what} must be a whole number, not "${v}"`);
   return Number(v);
@@ -64,26 +74,29 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
         new Option("--datastore <kind>", "lab datastore").choices(["sqlite", "etcd"]).default("sqlite"),
       )
       .option("--no-demo", "no demo workloads or policies"),
-  ).action(
-    async (o: LabFlags & { nodes: number; ipv6: boolean; datastore: "sqlite" | "etcd"; demo: boolean }) => {
-      const loc = location(o);
-      const r = await labUp(loc, {
-        nodes: o.nodes,
-        ipv6: o.ipv6,
-        datastore: o.datastore,
-        demo: o.demo,
-        log: (l) => ctx.out(l),
-      });
-      const st = await labStatus(loc, { probe: true, settleMs: 15_000 });
-      ctx.out("");
-      ctx.out(formatStatus(st));
-      ctx.out("");
-      if (r.notConverged.length > 0) ctx.out(`Still converging: ${r.notConverged.join("; ")}\n`);
-      ctx.out(`Lab "${loc.name}" up in ${(r.ms / 1000).toFixed(1)} s.`);
-      ctx.out("");
-      ctx.out(nextSteps(st, "calicoctl", nameFlag(loc, o)));
-    },
-  );
+  ).action(async (o: LabFlags & { nodes: number; ipv6: boolean; demo: boolean }, cmd: Command) => {
+    // calicoctl's global --datastore <url> takes `lab up --datastore etcd` before this
+    // command sees it (commander reads program options anywhere): read the merged value.
+    const datastore = cmd.optsWithGlobals<{ datastore?: string }>().datastore ?? "sqlite";
+    if (datastore !== "sqlite" && datastore !== "etcd")
+      throw new UsageError(`lab up --datastore takes sqlite or etcd, not ${JSON.stringify(datastore)}`);
+    const loc = location(o);
+    const r = await labUp(loc, {
+      nodes: o.nodes,
+      ipv6: o.ipv6,
+      datastore,
+      demo: o.demo,
+      log: (l) => ctx.out(l),
+    });
+    const st = await labStatus(loc, { probe: true, settleMs: 15_000 });
+    ctx.out("");
+    ctx.out(formatStatus(st));
+    ctx.out("");
+    if (r.notConverged.length > 0) ctx.out(`Still converging: ${r.notConverged.join("; ")}\n`);
+    ctx.out(`Lab "${loc.name}" up in ${(r.ms / 1000).toFixed(1)} s.`);
+    ctx.out("");
+    ctx.out(nextSteps(st, cliName(), nameFlag(loc, o)));
+  });
 
   addLabFlags(
     lab
