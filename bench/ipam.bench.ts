@@ -7,8 +7,8 @@
  *
  * Bounded: each phase stops at a count or a time limit per worker (whichever first).
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { machineInfo, writeReport, type BenchRow } from "./report.js";
 import { SqliteDatastore } from "../src/datastore/sqlite.js";
@@ -40,14 +40,11 @@ async function seed(ds: Datastore): Promise<void> {
   });
 }
 
-async function phase(
-  label: string,
-  procs: number,
-  open: () => Promise<{ ds: Datastore; url: string; done: () => Promise<void> }>,
-): Promise<BenchRow[]> {
-  const { ds, url, done } = await open();
+async function phase(label: string, procs: number, open: () => Promise<Opened>): Promise<BenchRow[]> {
+  const { ds, url, done, serverCpuMs } = await open();
   try {
     await seed(ds);
+    const serverCpu0 = serverCpuMs();
     const reports = await runWorkers(
       Array.from({ length: procs }, (_, i) => ({
         url,
@@ -66,6 +63,13 @@ async function phase(
     const exhausted = reports.reduce((s, r) => s + r.exhausted, 0);
     if (exhausted > 0) throw new Error(`${label}: ${exhausted} requests found the pool exhausted`);
     const secs = Math.max(...reports.map((r) => r.elapsedMs)) / 1000;
+    // CPU per allocation, allocator processes plus the datastore server (etcd): on a machine
+    // with C cores no number of allocators can go past C / (CPU per allocation).
+    const workerCpuMs = reports.reduce((s, r) => s + r.cpuMs, 0);
+    const serverCpu = serverCpuMs() - serverCpu0;
+    const cpuMs = workerCpuMs + serverCpu;
+    const cpuPerAlloc = allocs === 0 ? NaN : cpuMs / allocs;
+    const cores = availableParallelism();
     return [
       {
         name: `${label}: ${procs} allocator process(es)`,
@@ -78,24 +82,50 @@ async function phase(
         value: allocs === 0 ? 0 : conflicts / allocs,
         unit: "retries/allocation",
       },
+      {
+        name: `${label}: ${procs} process(es) CPU per allocation`,
+        value: cpuPerAlloc,
+        unit: "ms",
+        note:
+          `allocators ${(workerCpuMs / allocs).toFixed(2)} ms` +
+          (label === "etcd" ? ` + etcd ${(serverCpu / allocs).toFixed(2)} ms` : "") +
+          `; CPU-bound ceiling on ${cores} cores ${Math.round((cores * 1000) / cpuPerAlloc)}/s`,
+      },
     ];
   } finally {
     await done();
   }
 }
 
-const sqlite = (): Promise<{ ds: Datastore; url: string; done: () => Promise<void> }> => {
+interface Opened {
+  ds: Datastore;
+  url: string;
+  done: () => Promise<void>;
+  /** CPU time the datastore's server process has used so far (0 when it is in-process). */
+  serverCpuMs: () => number;
+}
+
+/** utime + stime of a process, from /proc (clock ticks of 10 ms on Linux). */
+function procCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const sqlite = (): Promise<Opened> => {
   const path = join(root, `db-${n++}`, "calico-ts.db");
   const ds = new SqliteDatastore(path);
-  return Promise.resolve({ ds, url: `sqlite://${path}`, done: () => ds.close() });
+  return Promise.resolve({ ds, url: `sqlite://${path}`, done: () => ds.close(), serverCpuMs: () => 0 });
 };
 
-const etcd = async (): Promise<{ ds: Datastore; url: string; done: () => Promise<void> }> => {
+const etcd = async (): Promise<Opened> => {
   const server = await EtcdServer.start();
   const ds = openEtcdDatastore(server.url());
   return {
     ds,
     url: server.url(),
+    serverCpuMs: () => procCpuMs(server.pid),
     done: async () => {
       await ds.close();
       await server.remove();

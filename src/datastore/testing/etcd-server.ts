@@ -257,6 +257,11 @@ export class EtcdServer {
     await this.launch();
   }
 
+  /** The running etcd's process id (for CPU accounting in benchmarks). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   /** Stop etcd and delete the temporary directory. Idempotent. */
   async remove(): Promise<void> {
     await this.kill();

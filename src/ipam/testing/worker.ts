@@ -37,6 +37,8 @@ export type IPAMWorkerMessage =
       exhausted: number;
       conflicts: number;
       elapsedMs: number;
+      /** CPU time (user + system) this worker used during the run. */
+      cpuMs: number;
     }
   | { type: "error"; code: string; message: string };
 
@@ -45,6 +47,11 @@ const send = (m: IPAMWorkerMessage): Promise<void> =>
     if (process.send === undefined) resolve();
     else process.send(m, undefined, {}, () => resolve());
   });
+
+function cpuMsSince(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1000;
+}
 
 /** mulberry32: a small seeded PRNG, so a failing run can be repeated. */
 function prng(seed: number): () => number {
@@ -68,6 +75,7 @@ async function run(job: IPAMWorkerJob, go: Promise<void>): Promise<void> {
   await go;
   const rnd = prng(job.seed);
   const start = Date.now();
+  const cpuStart = process.cpuUsage();
   const holdings: Holding[] = [];
   const held: { handle: string; rows: Holding[] }[] = [];
   let allocations = 0;
@@ -119,6 +127,7 @@ async function run(job: IPAMWorkerJob, go: Promise<void>): Promise<void> {
     exhausted,
     conflicts: ipam.stats.conflicts,
     elapsedMs: Date.now() - start,
+    cpuMs: cpuMsSince(cpuStart),
   });
   await store.close();
 }
