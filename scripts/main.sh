@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Fresh machine → the main job. Until the lab lands (issue 8) the main job is the tours:
-# calicoctl against the embedded sqlite datastore (apply a multi-document YAML of Calico
-# resources, read them back as tables and YAML, see a precise error for a broken file), IPAM
-# (addresses taken as the CNI plugin takes them, then calicoctl ipam show/check/release), a real
-# calico-node enforcing a policy on the kernel (checked with real packets, in namespaces), then
-# calico-apiserver over HTTPS with calicoctl and kubectl as its clients.
+# Fresh machine → the main job: install everything, then bring the lab up (scripts/lab.sh:
+# 3 hosts as network namespaces with a real calico-node each, BGP mesh, workloads attached by
+# the real calico CNI plugin, a demo policy, a connectivity matrix measured with real packets)
+# and print what to try. The lab stays up; `node dist/src/cli/main.js lab down` removes it.
+# The tours (calicoctl, IPAM, the node agent, calico-apiserver) are `bash scripts/tours.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-bash scripts/tour.sh
-bash scripts/tour-ipam.sh
-bash scripts/tour-node.sh
-exec bash scripts/tour-apiserver.sh
+bash scripts/lab.sh "$@"
+echo
+echo "The tours of calicoctl, IPAM, calico-node and calico-apiserver: bash scripts/tours.sh"

@@ -122,9 +122,8 @@ export function nextSteps(st: LabStatus, cli = "calicoctl", flags = ""): string 
     [`node status --status-file ${st.stateDir}/h1-status.json`, "h1's BGP sessions"],
     [`lab down${flags}`, "removes every namespace and process"],
   ];
-  const w = Math.max(...steps.map(([c]) => c.length)) + cli.length + 1;
   return [
     "Try next:",
-    ...steps.map(([c, why]) => `  ${`${cli} ${c}`.padEnd(w)}${why === "" ? "" : `  # ${why}`}`.trimEnd()),
+    ...steps.flatMap(([c, why]) => [...(why === "" ? [] : [`  # ${why}`]), `  ${cli} ${c}`]),
   ].join("\n");
 }
