@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { run, runOk } from "../netns.js";
 import { FakeNft, isApplyFailed } from "./fake-nft.js";
 import { NftCli } from "./nft-cli.js";
-import type { ElementTarget } from "./netlink-elements.js";
+import fc from "fast-check";
+import { formatIP } from "../../api/net.js";
+import { elementKey, fastKey, generalKey, type ElementTarget } from "./netlink-elements.js";
 import { UnsupportedNetlinkError } from "./netlink.js";
 import { encodeTransaction } from "./netlink-tx.js";
 import type { TableListing, Transaction } from "./model.js";
@@ -189,5 +191,123 @@ describe("netlink element batches in a real namespace", { skip: skipReason() }, 
     assert.equal(await outcome(script, del), "ok");
     assert.equal(await outcome(fake, del), "ok");
     assert.deepEqual(plain(await script.list()), plain(await fake.list()));
+  });
+});
+
+describe("element keys: the fast parser agrees with the general one", () => {
+  const t = (keyType: ElementTarget["keyType"], interval: boolean): ElementTarget => ({
+    keyType,
+    interval,
+    map: false,
+  });
+  const outcome = (f: () => unknown): unknown => {
+    try {
+      return f();
+    } catch (e) {
+      return e instanceof Error ? `throws ${e.name}` : "throws";
+    }
+  };
+  const agree = (target: ElementTarget, text: string): void => {
+    const fast = fastKey(target, text);
+    const general = outcome(() => generalKey(target, text));
+    if (fast !== undefined) assert.deepEqual(fast, general, `${target.keyType} ${target.interval} "${text}"`);
+    assert.deepEqual(
+      outcome(() => elementKey(target, text)),
+      general,
+      `"${text}"`,
+    );
+  };
+  const targetsAll = [
+    t("ipv4_addr", false),
+    t("ipv4_addr", true),
+    t("ipv6_addr", false),
+    t("ipv6_addr", true),
+    t("ipv4_addr . inet_proto . inet_service", false),
+    t("ipv6_addr . inet_proto . inet_service", false),
+  ];
+
+  it("on edge cases", () => {
+    const texts = [
+      "198.19.0.5",
+      "198.19.0.5/32",
+      "198.19.3.7/24",
+      "198.19.3.7/23",
+      "0.0.0.0/0",
+      "255.255.255.255",
+      "255.255.255.255/32",
+      "255.255.255.0/24",
+      "255.255.255.254/31",
+      "1.2.3",
+      "1.2.3.4.5",
+      "01.2.3.4",
+      "1.2.3.256",
+      "1.2.3.4/33",
+      "1.2.3.4/",
+      "1.2.3.4/08",
+      " 1.2.3.4",
+      "1.2.3.4-1.2.3.9",
+      "::",
+      "::/0",
+      "::1",
+      "fd00:19::5",
+      "FD00:19::5",
+      "fd00:19::",
+      "fd00:19::/48",
+      "fd00:19:0:0:0:0:0:5",
+      "fd00:19:0:0:0:0:0:5:6",
+      "fd00::19::5",
+      "fd00:19:::5",
+      "fd00:12345::5",
+      ":fd00::5",
+      "fd00::5:",
+      "::ffff:198.19.0.5",
+      "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+      "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120",
+      "fd00:19::7/127",
+      "fd00:19::7/125",
+      "198.19.0.5 . 6 . 8080",
+      "198.19.0.5 . 006 . 8080",
+      "198.19.0.5 . 6 . 65536",
+      "198.19.0.5 . 256 . 80",
+      "fd00:19::5 . 17 . 53",
+      "fd00:19::5 . 17 . 053",
+      "198.19.0.5 . 6",
+    ];
+    for (const target of targetsAll) for (const text of texts) agree(target, text);
+    // The forms the dataplane writes do take the fast path.
+    for (const [target, text] of [
+      [targetsAll[0]!, "198.19.0.5"],
+      [targetsAll[1]!, "198.19.3.0/24"],
+      [targetsAll[2]!, "fd00:19::5"],
+      [targetsAll[3]!, "fd00:19::/48"],
+      [targetsAll[4]!, "198.19.0.5 . 6 . 8080"],
+      [targetsAll[5]!, "fd00:19::5 . 17 . 53"],
+    ] as const)
+      assert.notEqual(fastKey(target, text), undefined, text);
+  });
+
+  it("on random addresses and prefixes", () => {
+    const v4 = fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 32 }));
+    const v6 = fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 128 }));
+    const big = (b: Uint8Array): bigint => b.reduce((a, x) => (a << 8n) | BigInt(x), 0n);
+    fc.assert(
+      fc.property(
+        v4,
+        v6,
+        fc.boolean(),
+        fc.integer({ min: 0, max: 65535 }),
+        ([a4, p4], [a6, p6], withLen, port) => {
+          const s4 = formatIP(4, big(a4));
+          const s6 = formatIP(6, big(a6));
+          for (const target of targetsAll) {
+            agree(target, withLen ? `${s4}/${p4}` : s4);
+            agree(target, withLen ? `${s6}/${p6}` : s6);
+            agree(target, `${s4} . 6 . ${port}`);
+            agree(target, `${s6} . 17 . ${port}`);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

@@ -20,8 +20,8 @@ export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 export const NLM_F_APPEND = 0x800;
 const NLMSG_ERROR = 2;
-const NFNL_MSG_BATCH_BEGIN = 16;
-const NFNL_MSG_BATCH_END = 17;
+export const NFNL_MSG_BATCH_BEGIN = 16;
+export const NFNL_MSG_BATCH_END = 17;
 export const NFNL_SUBSYS_NFTABLES = 10;
 export const NFPROTO_INET = 1;
 const NLA_F_NESTED = 0x8000;
@@ -89,6 +89,135 @@ function writeAttr(buf: Buffer, off: number, a: Attr): number {
     buf.fill(0, off + 4 + a.p!.length, off + a.len);
   }
   return off + a.len;
+}
+
+/**
+ * Writes a batch straight into one growing buffer: messages and (nested) attributes are opened,
+ * filled and closed in place, their lengths patched when they close. A cold-start batch is
+ * ~21 MiB in ~130,000 messages; building a Buffer or an attribute tree per message, then
+ * concatenating them, cost most of the encoding time in allocation and GC and held the batch
+ * twice at the end.
+ */
+export class BatchWriter {
+  private buf: Buffer;
+  private off = 0;
+
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  get length(): number {
+    return this.off;
+  }
+
+  private reserve(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.off + n) size *= 2;
+    const b = Buffer.allocUnsafe(size);
+    this.buf.copy(b, 0, 0, this.off);
+    this.buf = b;
+  }
+
+  /** nlmsghdr + nfgenmsg; returns the message's offset for `endMessage`. */
+  beginMessage(type: number, flags: number, seq: number, family: number, resId: number): number {
+    this.reserve(20);
+    const b = this.buf;
+    const o = this.off;
+    b.writeUInt32LE(0, o); // length: patched by endMessage
+    b.writeUInt16LE(type, o + 4);
+    b.writeUInt16LE(flags, o + 6);
+    b.writeUInt32LE(seq, o + 8);
+    b.writeUInt32LE(0, o + 12); // port id: the kernel
+    b.writeUInt8(family, o + 16); // nfgenmsg
+    b.writeUInt8(0, o + 17); // NFNETLINK_V0
+    b.writeUInt16BE(resId, o + 18);
+    this.off = o + 20;
+    return o;
+  }
+
+  endMessage(start: number): void {
+    this.buf.writeUInt32LE(this.off - start, start);
+  }
+
+  /** OR `flags` into the nlmsg_flags of the message at `start`. */
+  addFlags(start: number, flags: number): void {
+    this.buf.writeUInt16LE(this.buf.readUInt16LE(start + 6) | flags, start + 6);
+  }
+
+  /** Open a nested attribute; returns its offset for `endNested`. */
+  beginNested(type: number): number {
+    this.reserve(4);
+    const o = this.off;
+    this.buf.writeUInt16LE(type | NLA_F_NESTED, o + 2);
+    this.off = o + 4;
+    return o;
+  }
+
+  endNested(start: number): void {
+    const len = this.off - start;
+    const type = this.buf.readUInt16LE(start + 2) & ~NLA_F_NESTED;
+    if (len > 0xffff) throw new UnsupportedNetlinkError(`netlink attribute ${type} too long (${len} bytes)`);
+    this.buf.writeUInt16LE(len, start);
+  }
+
+  /** An attribute holding a big-endian u32. */
+  u32(type: number, n: number): void {
+    this.reserve(8);
+    const o = this.off;
+    this.buf.writeUInt16LE(8, o);
+    this.buf.writeUInt16LE(type, o + 2);
+    this.buf.writeUInt32BE(n >>> 0, o + 4);
+    this.off = o + 8;
+  }
+
+  /** An attribute holding `p`, zero-padded to 4 bytes. */
+  bytes(type: number, p: Buffer): void {
+    const len = 4 + p.length;
+    if (len > 0xffff) throw new UnsupportedNetlinkError(`netlink attribute ${type} too long (${len} bytes)`);
+    const padded = pad4(len);
+    this.reserve(padded);
+    const o = this.off;
+    this.buf.writeUInt16LE(len, o);
+    this.buf.writeUInt16LE(type, o + 2);
+    // TypedArray#set: Buffer#copy's own overhead dominates for the short values written here.
+    this.buf.set(p, o + 4);
+    for (let i = o + len; i < o + padded; i++) this.buf[i] = 0;
+    this.off = o + padded;
+  }
+
+  /** An attribute holding `s` as a NUL-terminated UTF-8 string. */
+  string(type: number, s: string): void {
+    this.reserve(4 + s.length * 3 + 4);
+    const o = this.off;
+    const n = this.buf.write(s, o + 4, "utf8");
+    this.buf[o + 4 + n] = 0;
+    const len = 4 + n + 1;
+    if (len > 0xffff) throw new UnsupportedNetlinkError(`netlink attribute ${type} too long (${len} bytes)`);
+    const padded = pad4(len);
+    this.buf.writeUInt16LE(len, o);
+    this.buf.writeUInt16LE(type, o + 2);
+    for (let i = o + len; i < o + padded; i++) this.buf[i] = 0;
+    this.off = o + padded;
+  }
+
+  /** An attribute tree. */
+  attr(a: Attr): void {
+    this.reserve(a.len);
+    this.off = writeAttr(this.buf, this.off, a);
+  }
+
+  /** Bytes already framed (attributes written by another writer). */
+  raw(b: Buffer): void {
+    this.reserve(b.length);
+    this.buf.set(b, this.off);
+    this.off += b.length;
+  }
+
+  /** What was written (a view of the writer's buffer, no copy). */
+  result(): Buffer {
+    return this.buf.subarray(0, this.off);
+  }
 }
 
 /** One nfnetlink message (nlmsghdr + nfgenmsg + attributes), written by `serialize`. */
