@@ -290,3 +290,67 @@ test("lab down after SIGKILL of lab up half-way and of every lab process leaves 
   assert.equal((await cli(["lab", "down", ...l.flags])).code, 0);
   await assertGone(l.name, l.dir);
 });
+
+test("lab up --tor: mesh off, every host peers with a BIRD ToR that reflects the blocks; a plain host behind it reaches workloads by routed IP", async () => {
+  const l = newLab("t");
+  const up = await cli(["lab", "up", "--nodes", "2", "--tor", ...l.flags]);
+  assert.equal(up.code, 0, up.out + up.err);
+  assert.doesNotMatch(up.out, /differs from the demo policy/, up.out);
+  const st = JSON.parse((await cli(["lab", "status", "-o", "json", ...l.flags])).out) as LabStatus;
+  // Each host has exactly one session: the ToR (no mesh).
+  assert.deepEqual(
+    st.hosts.map((h) => h.bgp.map((p) => `${p.peer} ${p.type} ${p.state}`)),
+    [["198.18.0.253 global Established"], ["198.18.0.253 global Established"]],
+  );
+  assert.equal(st.tor?.bird, "running");
+  assert.deepEqual(
+    st.tor?.sessions.map((p) => `${p.name} ${p.state} ${p.info}`),
+    ["h1 up Established", "h2 up Established"],
+  );
+  // The ToR's kernel routes each host's block via that host, learned from BIRD.
+  const torRoutes = await cli([
+    "lab",
+    "exec",
+    ...l.flags,
+    "tor",
+    "--",
+    "ip",
+    "-4",
+    "route",
+    "show",
+    "proto",
+    "bird",
+  ]);
+  for (const w of st.workloads) {
+    const host = st.hosts.find((h) => h.name === w.host)!;
+    assert.ok(
+      torRoutes.out.split("\n").some((r) => r.includes(` via ${host.v4} `)),
+      `a block via ${host.v4}: ${torRoutes.out}`,
+    );
+  }
+  // The plain host: reaches frontend and client (any source allowed), not backend or db (policy).
+  const m = st.matrices.find((x) => x.family === 4)!;
+  const cell = (from: string, to: string) => m.cells.find((c) => c.from === from && c.to === to)!;
+  assert.deepEqual(
+    ["frontend", "client", "backend", "db"].map((to) => cell("ext", to).ok),
+    [true, true, false, false],
+  );
+  assert.equal(cell("frontend", "ext").ok, true);
+  assert.equal(cell("ext", "frontend").detail, "frontend");
+  const ping = await cli([
+    "lab",
+    "exec",
+    ...l.flags,
+    "ext",
+    "--",
+    "ping",
+    "-c",
+    "1",
+    "-W",
+    "3",
+    st.workloads[0]!.ipv4[0]!,
+  ]);
+  assert.equal(ping.code, 0, ping.out + ping.err);
+  assert.equal((await cli(["lab", "down", ...l.flags])).code, 0);
+  await assertGone(l.name, l.dir);
+});

@@ -31,7 +31,8 @@ export const DEMO_WORKLOADS: DemoWorkload[] = [
 
 /** Whether the demo policy allows TCP 80 from `from` to `to`; undefined for other workloads. */
 export function demoExpect(from: string, to: string): boolean | undefined {
-  const demo = new Set(DEMO_WORKLOADS.map((w) => w.name));
+  // "ext", the plain host behind the ToR (--tor), has no labels and no policy of its own.
+  const demo = new Set([...DEMO_WORKLOADS.map((w) => w.name), "ext"]);
   if (!demo.has(from) || !demo.has(to)) return undefined;
   if (to === "backend") return from === "frontend";
   if (to === "db") return from === "backend";

@@ -69,6 +69,20 @@ export function formatStatus(st: LabStatus): string {
   out.push(
     sessions.length === 0 ? "  (none)" : columns(["HOST", "PEER", "TYPE", "STATE", "SINCE"], sessions),
   );
+  if (st.tor !== undefined) {
+    out.push(
+      "",
+      `ToR router ${st.tor.address} (BIRD, ${st.tor.bird}, route reflector; plain host behind it: ext ${st.tor.ext}):`,
+    );
+    out.push(
+      st.tor.sessions.length === 0
+        ? "  (BIRD does not answer)"
+        : columns(
+            ["PROTOCOL", "STATE", "INFO"],
+            st.tor.sessions.map((p) => [p.name, p.state, p.info]),
+          ),
+    );
+  }
   out.push("", "Workloads:");
   out.push(
     st.workloads.length === 0
@@ -112,6 +126,15 @@ export function nextSteps(st: LabStatus, cli = "calicoctl", flags = ""): string 
             `lab exec${flags} ${a.name} -- ping -c1 ${open.ipv4[0]}`,
             `${a.name} to ${open.name} on another host`,
           ],
+        ] as [string, string][])
+      : []),
+    ...(st.tor !== undefined && a?.ipv4[0] !== undefined
+      ? ([
+          [
+            `lab exec${flags} ext -- ping -c1 ${a.ipv4[0]}`,
+            "the plain host behind the ToR reaches a workload",
+          ],
+          [`lab exec${flags} tor -- ip route`, "the ToR's kernel: every block via its host (proto bird)"],
         ] as [string, string][])
       : []),
     [`lab add-workload${flags} h1 web2 --labels app=frontend`, "attached by the calico CNI plugin"],

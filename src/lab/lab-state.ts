@@ -51,6 +51,18 @@ export interface LabWorkload {
   pid: number | undefined;
 }
 
+export interface LabTor {
+  netns: string;
+  /** The plain (non-Calico) host behind the ToR. */
+  extNetns: string;
+  /** BIRD's config file and control socket. */
+  conf: string;
+  ctl: string;
+  pid: number | undefined;
+  extSocket: string;
+  extPid: number | undefined;
+}
+
 export interface LabState {
   version: number;
   name: string;
@@ -66,8 +78,10 @@ export interface LabState {
   workloads: LabWorkload[];
   /** Every namespace made, in creation order. */
   netns: string[];
-  /** Every process started (agents, probe agents, etcd). */
+  /** Every process started (agents, probe agents, etcd, BIRD). */
   processes: LabProcess[];
+  /** With --tor. */
+  tor?: LabTor | undefined;
 }
 
 export interface LabLocation {

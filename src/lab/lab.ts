@@ -36,9 +36,11 @@ import {
   type LabHost,
   type LabLocation,
   type LabState,
+  type LabTor,
   type LabWorkload,
 } from "./lab-state.js";
 import { listNetns } from "./netns-set.js";
+import { BIRD_BIN, EXT_V4, TOR_V4, torSessions, wireTor, torResources, type TorSession } from "./lab-tor.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const NODE_MAIN = join(HERE, "..", "agent", "main.js");
@@ -54,6 +56,8 @@ export interface LabUpOptions {
   nodes: number;
   ipv6: boolean;
   datastore: LabDatastoreKind;
+  /** A BIRD ToR router with the mesh off, and a plain host behind it (lab-tor.ts). */
+  tor?: boolean;
   /** Start the demo workloads and policies (default true). */
   demo?: boolean;
   /** Progress lines. */
@@ -361,31 +365,67 @@ async function createWorkload(
   }
   w.iface = result.interfaces?.find((i) => i.sandbox === undefined)?.name ?? "";
   writeLabState(s);
+  w.pid = await startProbe(s, w.netns, name, w.socket, (pid) => (w.pid = pid));
+  writeLabState(s);
+  return w;
+}
+
+/** Start a probe agent (lab-workload-main.ts) in `netns`, recorded before it is waited for. */
+async function startProbe(
+  s: LabState,
+  netns: string,
+  name: string,
+  socket: string,
+  record: (pid: number) => void,
+): Promise<number> {
   const ports = LAB_PROBE_PORTS.join(",");
+  const log = join(s.stateDir, "logs", `w-${name}.log`);
   const p = spawnDetached(
-    w.netns,
+    netns,
     process.execPath,
-    [WORKLOAD_MAIN, "--socket", w.socket, "--name", name, "--tcp", ports, "--udp", ports],
-    join(s.stateDir, "logs", `w-${name}.log`),
+    [WORKLOAD_MAIN, "--socket", socket, "--name", name, "--tcp", ports, "--udp", ports],
+    log,
   );
-  w.pid = p.pid;
+  record(p.pid);
   s.processes.push({ pid: p.pid, role: `workload ${name}`, marker: s.stateDir });
   writeLabState(s);
   const deadline = Date.now() + 10_000;
-  while (!readFileSync(join(s.stateDir, "logs", `w-${name}.log`), "utf8").includes("ready")) {
+  while (!readFileSync(log, "utf8").includes("ready")) {
     if (p.child.exitCode !== null || Date.now() > deadline)
-      throw labError(
-        "LAB_WORKLOAD_FAILED",
-        `The probe agent of workload "${name}" did not start: ${tail(join(s.stateDir, "logs", `w-${name}.log`))}`,
-      );
+      throw labError("LAB_WORKLOAD_FAILED", `The probe agent of "${name}" did not start: ${tail(log)}`);
     await sleep(25);
   }
-  return w;
+  return p.pid;
+}
+
+/** The ToR router and the plain host behind it (lab-tor.ts). */
+async function buildTor(s: LabState): Promise<void> {
+  const tor = await addNetns(s, "tor");
+  const ext = await addNetns(s, "ext");
+  const { conf, ctl } = await wireTor(s, tor, ext);
+  const t: LabTor = {
+    netns: tor,
+    extNetns: ext,
+    conf,
+    ctl,
+    pid: undefined,
+    extSocket: join(s.stateDir, "w", "ext.sock"),
+    extPid: undefined,
+  };
+  s.tor = t;
+  const log = join(s.stateDir, "logs", "tor-bird.log");
+  const p = spawnDetached(tor, BIRD_BIN, ["-f", "-c", conf, "-s", ctl], log);
+  t.pid = p.pid;
+  s.processes.push({ pid: p.pid, role: "bird tor", marker: s.stateDir });
+  writeLabState(s);
+  mkdirSync(join(s.stateDir, "w"), { recursive: true });
+  await startProbe(s, ext, "ext", t.extSocket, (pid) => (t.extPid = pid));
+  writeLabState(s);
 }
 
 /** Wait until every agent is ready, has applied `revision` and has its mesh sessions up. */
 async function waitConverged(s: LabState, revision: number, timeoutMs: number): Promise<string[]> {
-  const peersPerHost = (s.hosts.length - 1) * (s.ipv6 ? 2 : 1);
+  const peersPerHost = (s.tor !== undefined ? 1 : s.hosts.length - 1) * (s.ipv6 ? 2 : 1);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const waiting: string[] = [];
@@ -424,6 +464,8 @@ export async function labUp(loc: LabLocation, opts: LabUpOptions): Promise<LabUp
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > MAX_LAB_HOSTS)
     throw labError("LAB_BAD_OPTION", `--nodes must be 1-${MAX_LAB_HOSTS}, not ${opts.nodes}`);
   await checkPrerequisites(opts.datastore);
+  if (opts.tor === true && (await run("sh", ["-c", `command -v ${BIRD_BIN} && command -v birdc`])).code !== 0)
+    throw labError("LAB_MISSING_TOOL", "--tor needs BIRD 2 (bird, birdc): apt-get install bird2");
   const prior = readLabState(loc);
   if (prior !== undefined || existingNetns(loc).length > 0)
     throw labError(
@@ -448,28 +490,40 @@ export async function labUp(loc: LabLocation, opts: LabUpOptions): Promise<LabUp
     workloads: [],
     netns: [],
     processes: [],
+    tor: undefined,
   };
   writeLabState(s);
   try {
     log(`Creating ${opts.nodes} hosts (network namespaces ${loc.prefix}h1…) on a bridge in ${loc.prefix}fab`);
     await buildFabric(s, opts.nodes);
+    if (opts.tor === true) {
+      log(
+        `Starting the ToR router (BIRD, ${TOR_V4}) in ${loc.prefix}tor and a plain host ${EXT_V4} behind it`,
+      );
+      await buildTor(s);
+    }
     if (opts.datastore === "etcd") {
       log(`Starting etcd on ${FABRIC_V4}:2379 (in ${s.fabricNetns})`);
       await startEtcd(s);
     }
     log(
-      `Writing IP pools, the BGP mesh${opts.demo === false ? "" : " and the demo policies"} to ${s.datastore.url}`,
+      `Writing IP pools, ${opts.tor === true ? "BGP peerings with the ToR (mesh off)" : "the BGP mesh"}${opts.demo === false ? "" : " and the demo policies"} to ${s.datastore.url}`,
     );
     const resources = demoResources({
       ipv6: opts.ipv6,
       hosts: s.hosts.map((h) => ({ name: h.name, v4: h.v4, ...(h.v6 !== undefined ? { v6: h.v6 } : {}) })),
     });
+    const kind = (r: unknown) => (r as { kind: string }).kind;
     await ds(s, {
       op: "apply",
-      resources:
-        opts.demo === false
-          ? resources.filter((r) => !["NetworkPolicy"].includes((r as { kind: string }).kind))
-          : resources,
+      resources: [
+        ...resources.filter(
+          (r) =>
+            !(opts.demo === false && kind(r) === "NetworkPolicy") &&
+            !(opts.tor === true && kind(r) === "BGPConfiguration"),
+        ),
+        ...(opts.tor === true ? torResources(opts.ipv6) : []),
+      ],
     });
     log(`Starting calico-node on ${s.hosts.map((h) => h.name).join(", ")}`);
     for (const h of s.hosts) startAgent(s, h);
@@ -572,6 +626,10 @@ export interface LabMatrix {
 }
 
 export interface LabStatus {
+  /** With --tor: the ToR's BGP sessions (BIRD's view) and the plain host behind it. */
+  tor:
+    | { netns: string; address: string; bird: "running" | "stopped"; sessions: TorSession[]; ext: string }
+    | undefined;
   name: string;
   stateDir: string;
   phase: LabState["phase"];
@@ -635,6 +693,9 @@ export async function labStatus(
         socket: w.socket,
         addr: family === 4 ? w.ipv4[0] : w.ipv6[0],
       }));
+      // The plain host behind the ToR (IPv4 only).
+      if (s.tor !== undefined && family === 4)
+        eps.push({ name: "ext", socket: s.tor.extSocket, addr: EXT_V4 });
       const cells = await connectivityMatrix(eps, {
         port: 80,
         settleMs: opts.settleMs ?? 0,
@@ -648,7 +709,18 @@ export async function labStatus(
       });
     }
   }
+  const tor =
+    s.tor === undefined
+      ? undefined
+      : {
+          netns: s.tor.netns,
+          address: TOR_V4,
+          bird: alive(s.tor.pid) ? ("running" as const) : ("stopped" as const),
+          sessions: await torSessions(s.tor.ctl),
+          ext: EXT_V4,
+        };
   return {
+    tor,
     name: s.name,
     stateDir: s.stateDir,
     phase: s.phase,
@@ -741,12 +813,19 @@ export async function labDelWorkload(loc: LabLocation, name: string): Promise<vo
 /** The argv that runs `cmd` inside a workload's (or a host's) network namespace. */
 export function labExecArgv(loc: LabLocation, target: string, cmd: readonly string[]): string[] {
   const s = requireLabState(loc);
+  const special: Record<string, string | undefined> = {
+    tor: s.tor?.netns,
+    ext: s.tor?.extNetns,
+    fabric: s.fabricNetns,
+  };
   const netns =
-    s.workloads.find((w) => w.name === target)?.netns ?? s.hosts.find((h) => h.name === target)?.netns;
+    s.workloads.find((w) => w.name === target)?.netns ??
+    s.hosts.find((h) => h.name === target)?.netns ??
+    special[target];
   if (netns === undefined)
     throw labError(
       "LAB_NO_SUCH_WORKLOAD",
-      `No workload or host "${target}" in lab "${s.name}"; workloads: ${s.workloads.map((w) => w.name).join(", ") || "none"}; hosts: ${s.hosts.map((h) => h.name).join(", ")}`,
+      `No workload or host "${target}" in lab "${s.name}"; workloads: ${s.workloads.map((w) => w.name).join(", ") || "none"}; hosts: ${s.hosts.map((h) => h.name).join(", ")}${s.tor !== undefined ? ", tor, ext" : ""}; also: fabric`,
     );
   if (cmd.length === 0) throw labError("LAB_BAD_OPTION", "lab exec needs a command after --");
   return ["nsenter", `--net=/run/netns/${netns}`, "--", ...cmd];

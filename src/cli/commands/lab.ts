@@ -70,33 +70,37 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
       .description("Create hosts, datastore, calico-node per host, demo workloads and policies; print status")
       .option("--nodes <n>", `number of hosts, 1-${MAX_LAB_HOSTS}`, int("--nodes"), 3)
       .option("--ipv6", "dual stack: IPv6 underlay, pool and BGP sessions too", false)
+      .option("--tor", "mesh off: every host peers with a BIRD ToR router; a plain host behind it", false)
       .addOption(
         new Option("--datastore <kind>", "lab datastore").choices(["sqlite", "etcd"]).default("sqlite"),
       )
       .option("--no-demo", "no demo workloads or policies"),
-  ).action(async (o: LabFlags & { nodes: number; ipv6: boolean; demo: boolean }, cmd: Command) => {
-    // calicoctl's global --datastore <url> takes `lab up --datastore etcd` before this
-    // command sees it (commander reads program options anywhere): read the merged value.
-    const datastore = cmd.optsWithGlobals<{ datastore?: string }>().datastore ?? "sqlite";
-    if (datastore !== "sqlite" && datastore !== "etcd")
-      throw new UsageError(`lab up --datastore takes sqlite or etcd, not ${JSON.stringify(datastore)}`);
-    const loc = location(o);
-    const r = await labUp(loc, {
-      nodes: o.nodes,
-      ipv6: o.ipv6,
-      datastore,
-      demo: o.demo,
-      log: (l) => ctx.out(l),
-    });
-    const st = await labStatus(loc, { probe: true, settleMs: 15_000 });
-    ctx.out("");
-    ctx.out(formatStatus(st));
-    ctx.out("");
-    if (r.notConverged.length > 0) ctx.out(`Still converging: ${r.notConverged.join("; ")}\n`);
-    ctx.out(`Lab "${loc.name}" up in ${(r.ms / 1000).toFixed(1)} s.`);
-    ctx.out("");
-    ctx.out(nextSteps(st, cliName(), nameFlag(loc, o)));
-  });
+  ).action(
+    async (o: LabFlags & { nodes: number; ipv6: boolean; tor: boolean; demo: boolean }, cmd: Command) => {
+      // calicoctl's global --datastore <url> takes `lab up --datastore etcd` before this
+      // command sees it (commander reads program options anywhere): read the merged value.
+      const datastore = cmd.optsWithGlobals<{ datastore?: string }>().datastore ?? "sqlite";
+      if (datastore !== "sqlite" && datastore !== "etcd")
+        throw new UsageError(`lab up --datastore takes sqlite or etcd, not ${JSON.stringify(datastore)}`);
+      const loc = location(o);
+      const r = await labUp(loc, {
+        nodes: o.nodes,
+        ipv6: o.ipv6,
+        tor: o.tor,
+        datastore,
+        demo: o.demo,
+        log: (l) => ctx.out(l),
+      });
+      const st = await labStatus(loc, { probe: true, settleMs: 15_000 });
+      ctx.out("");
+      ctx.out(formatStatus(st));
+      ctx.out("");
+      if (r.notConverged.length > 0) ctx.out(`Still converging: ${r.notConverged.join("; ")}\n`);
+      ctx.out(`Lab "${loc.name}" up in ${(r.ms / 1000).toFixed(1)} s.`);
+      ctx.out("");
+      ctx.out(nextSteps(st, cliName(), nameFlag(loc, o)));
+    },
+  );
 
   addLabFlags(
     lab
