@@ -188,21 +188,24 @@ test("lab exec runs a command in the workload's namespace; a cross-host ping wor
 });
 
 test("add-workload attaches through the CNI plugin with labels (the policy applies to it); del-workload removes it", async () => {
-  const add = await cli([
-    "lab",
-    "add-workload",
-    ...main.flags,
-    "h1",
-    "extra",
-    "--labels",
-    "app=frontend,team=x",
+  // Two at once (and a third on h2): the lab's lock keeps every state update.
+  const [add, add2] = await Promise.all([
+    cli(["lab", "add-workload", ...main.flags, "h1", "extra", "--labels", "app=frontend,team=x"]),
+    cli(["lab", "add-workload", ...main.flags, "h2", "extra2", "--labels", "app=other"]),
   ]);
   assert.equal(add.code, 0, add.out + add.err);
+  assert.equal(add2.code, 0, add2.out + add2.err);
   assert.match(add.out, /^Workload extra on h1: 198\.19\.\d+\.\d+ \(interface cali[0-9a-f]{11}\)/);
-  assert.ok(netnsWith(`cts${main.name}-w-extra`).length === 1);
+  assert.ok(
+    existsSync(`/run/netns/cts${main.name}-w-extra`) && existsSync(`/run/netns/cts${main.name}-w-extra2`),
+  );
   const r = await cli(["lab", "status", "-o", "json", ...main.flags]);
   const st = JSON.parse(r.out) as LabStatus;
   const w = st.workloads.find((x) => x.name === "extra")!;
+  assert.ok(
+    st.workloads.some((x) => x.name === "extra2"),
+    "both concurrent adds recorded",
+  );
   assert.deepEqual(w.labels, { app: "frontend", team: "x" });
   const m = st.matrices[0]!;
   const cell = (from: string, to: string) => m.cells.find((c) => c.from === from && c.to === to)!;
@@ -223,14 +226,18 @@ test("add-workload attaches through the CNI plugin with labels (the policy appli
   assert.notEqual(dup.code, 0);
   assert.match(dup.err, /already exists/);
 
-  const del = await cli(["lab", "del-workload", ...main.flags, "extra"]);
+  const [del, del2] = await Promise.all([
+    cli(["lab", "del-workload", ...main.flags, "extra"]),
+    cli(["lab", "del-workload", ...main.flags, "extra2"]),
+  ]);
   assert.equal(del.code, 0, del.err);
+  assert.equal(del2.code, 0, del2.err);
   assert.deepEqual(netnsWith(`cts${main.name}-w-extra`), []);
   const after = JSON.parse(
     (await cli(["lab", "status", "-o", "json", "--no-probe", ...main.flags])).out,
   ) as LabStatus;
   assert.equal(
-    after.workloads.some((x) => x.name === "extra"),
+    after.workloads.some((x) => x.name === "extra" || x.name === "extra2"),
     false,
   );
   const weps2 = await cli([

@@ -4,7 +4,7 @@
  * `lab up` was killed half-way or the lab's processes were killed with SIGKILL. The file
  * lives in the lab's state directory together with the datastore, logs and status files.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CalicoError } from "../errors.js";
 
@@ -144,4 +144,62 @@ export function writeLabState(s: LabState): void {
 
 export function isLabError(err: unknown, code: string): boolean {
   return err instanceof CalicoError && err.code === code;
+}
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/**
+ * Run `fn` holding the lab's lock (`<state>/lock`, created exclusively, holding our PID), so
+ * two `lab up`/`add-workload`/`del-workload` of one lab never interleave their state-file
+ * updates. A lock whose holder is dead is taken over; waits at most `timeoutMs`.
+ * `lab down` takes no lock: it must work whatever state the lab is in.
+ */
+export async function withLabLock<T>(
+  loc: LabLocation,
+  fn: () => Promise<T>,
+  timeoutMs = 120_000,
+): Promise<T> {
+  mkdirSync(loc.stateDir, { recursive: true });
+  const path = join(loc.stateDir, "lock");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: "wx" });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      let holder = NaN;
+      try {
+        holder = Number(readFileSync(path, "utf8"));
+      } catch {
+        continue; // released meanwhile
+      }
+      if (!Number.isInteger(holder) || holder <= 0 || !pidAlive(holder)) {
+        rmSync(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new CalicoError(
+          "LAB_BUSY",
+          `Lab "${loc.name}" is busy: process ${holder} holds ${path} (another calicoctl lab command)`,
+        );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    try {
+      if (readFileSync(path, "utf8") === String(process.pid)) rmSync(path, { force: true });
+    } catch {
+      // the state directory is gone (lab down, or a failed lab up cleaned up)
+    }
+  }
 }

@@ -31,6 +31,7 @@ import {
   LAB_STATE_VERSION,
   readLabState,
   requireLabState,
+  withLabLock,
   writeLabState,
   type LabDatastoreKind,
   type LabHost,
@@ -458,14 +459,18 @@ export interface LabUpResult {
 /** Bring a lab up. On any failure everything made so far is removed again, then it throws. */
 export async function labUp(loc: LabLocation, opts: LabUpOptions): Promise<LabUpResult> {
   const t0 = performance.now();
-  const say = opts.log ?? (() => undefined);
-  const log = (line: string) =>
-    say(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(4)} s] ${line}`);
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > MAX_LAB_HOSTS)
     throw labError("LAB_BAD_OPTION", `--nodes must be 1-${MAX_LAB_HOSTS}, not ${opts.nodes}`);
   await checkPrerequisites(opts.datastore);
   if (opts.tor === true && (await run("sh", ["-c", `command -v ${BIRD_BIN} && command -v birdc`])).code !== 0)
     throw labError("LAB_MISSING_TOOL", "--tor needs BIRD 2 (bird, birdc): apt-get install bird2");
+  return withLabLock(loc, () => labUpLocked(loc, opts, t0));
+}
+
+async function labUpLocked(loc: LabLocation, opts: LabUpOptions, t0: number): Promise<LabUpResult> {
+  const say = opts.log ?? (() => undefined);
+  const log = (line: string) =>
+    say(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(4)} s] ${line}`);
   const prior = readLabState(loc);
   if (prior !== undefined || existingNetns(loc).length > 0)
     throw labError(
@@ -755,12 +760,23 @@ function parseLabels(text: string): Record<string, string> {
 export { parseLabels };
 
 /** Attach a new workload to `host` through the CNI plugin; waits until every agent applied it. */
-export async function labAddWorkload(
+export function labAddWorkload(
   loc: LabLocation,
   host: string,
   name: string,
   labels: Record<string, string>,
   namespace = DEMO_NAMESPACE,
+): Promise<LabWorkload> {
+  requireLabState(loc);
+  return withLabLock(loc, () => addWorkloadLocked(loc, host, name, labels, namespace));
+}
+
+async function addWorkloadLocked(
+  loc: LabLocation,
+  host: string,
+  name: string,
+  labels: Record<string, string>,
+  namespace: string,
 ): Promise<LabWorkload> {
   const s = requireLabState(loc);
   let w: LabWorkload;
@@ -807,7 +823,8 @@ async function removeWorkload(s: LabState, name: string): Promise<void> {
 
 /** Detach a workload (CNI DEL: its endpoint and addresses go), stop it and delete its namespace. */
 export async function labDelWorkload(loc: LabLocation, name: string): Promise<void> {
-  await removeWorkload(requireLabState(loc), name);
+  requireLabState(loc);
+  await withLabLock(loc, () => removeWorkload(requireLabState(loc), name));
 }
 
 /** The argv that runs `cmd` inside a workload's (or a host's) network namespace. */
