@@ -22,6 +22,8 @@ export interface PluginRun {
   /** stdout parsed, when it is JSON. */
   json: Record<string, unknown> | undefined;
   ms: number;
+  /** User + system CPU time of the plugin process and its children (`measureCpu`). */
+  cpuMs?: number;
 }
 
 export interface Invocation {
@@ -40,6 +42,16 @@ export class CniLab {
   readonly hostNs: string;
   private readonly netnses: string[] = [];
   private n = 0;
+  /**
+   * Where `calicoctl cni install` put the plugins; set, invoke() runs those executables (what
+   * a runtime runs), else the ES-module executables in dist/ directly.
+   */
+  installedBinDir: string | undefined;
+  /**
+   * Also measure the CPU time the invocation used (a shell's `times` after it): on a loaded
+   * machine wall time mostly measures the wait for a CPU, CPU time what the plugin costs.
+   */
+  measureCpu = false;
 
   constructor(readonly prefix: string) {
     this.dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
@@ -112,11 +124,16 @@ export class CniLab {
     };
     const t0 = performance.now();
     return new Promise((resolve, reject) => {
-      const child = spawn(
-        "nsenter",
-        [`--net=/run/netns/${this.hostNs}`, "--", process.execPath, PLUGIN_MAIN[inv.plugin ?? "calico"]],
-        { env, stdio: ["pipe", "pipe", "pipe"] },
-      );
+      const plugin = inv.plugin ?? "calico";
+      const argv =
+        this.installedBinDir !== undefined
+          ? [join(this.installedBinDir, plugin)]
+          : [process.execPath, PLUGIN_MAIN[plugin]];
+      const cmd = this.measureCpu ? ["sh", "-c", `"$@"; rc=$?; times >&2; exit $rc`, "sh", ...argv] : argv;
+      const child = spawn("nsenter", [`--net=/run/netns/${this.hostNs}`, "--", ...cmd], {
+        env,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on("data", (b: Buffer) => out.push(b));
@@ -135,13 +152,19 @@ export class CniLab {
         } catch {
           json = undefined;
         }
-        resolve({
-          code: code ?? 1,
-          stdout,
-          stderr: Buffer.concat(err).toString("utf8"),
-          json,
-          ms: performance.now() - t0,
-        });
+        const ms = performance.now() - t0;
+        let stderr = Buffer.concat(err).toString("utf8");
+        let cpuMs: number | undefined;
+        if (this.measureCpu) {
+          // `times`: the shell's user and system time, then its children's (`0m0.090000s 0m0.030000s`).
+          const lines = stderr.trimEnd().split("\n");
+          const kids = lines.at(-1)?.match(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/);
+          if (kids !== null && kids !== undefined) {
+            cpuMs = (Number(kids[1]) * 60 + Number(kids[2]) + Number(kids[3]) * 60 + Number(kids[4])) * 1000;
+            stderr = lines.slice(0, -2).join("\n");
+          }
+        }
+        resolve({ code: code ?? 1, stdout, stderr, json, ms, ...(cpuMs !== undefined ? { cpuMs } : {}) });
       });
       child.stdin.end(JSON.stringify(inv.conf));
     });

@@ -6,6 +6,7 @@
  */
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { BUNDLE_FILES, writeBundle } from "./bundle.js";
 import { PLUGIN_MAIN } from "./plugin-paths.js";
 
 export interface InstallOptions {
@@ -18,10 +19,14 @@ export interface InstallOptions {
   ipv6: boolean;
   /** The node binary the wrappers exec (default: this process's). */
   node?: string;
+  /** false: wrappers run the ES-module executables instead of the bundle (bundle.ts). */
+  bundle?: boolean;
 }
 
 export interface InstallResult {
   files: string[];
+  /** How many modules the bundle holds; undefined when the wrappers run the ES modules. */
+  bundledModules?: number;
 }
 
 /** Write `path` atomically (a runtime may be reading the directory). */
@@ -57,11 +62,16 @@ export function installCni(o: InstallOptions): InstallResult {
   mkdirSync(o.confDir, { recursive: true });
   const node = o.node ?? process.execPath;
   const files: string[] = [];
+  // The bundle first: the wrappers must never point at a loader that is not there yet.
+  const bundle = o.bundle === false ? undefined : writeBundle(o.binDir, node);
+  if (bundle !== undefined) files.push(...bundle.files);
   for (const [name, main] of Object.entries(PLUGIN_MAIN)) {
     const path = join(o.binDir, name);
+    const target =
+      bundle !== undefined ? `${shQuote(join(o.binDir, BUNDLE_FILES.loader))} ${name}` : shQuote(main);
     writeAtomic(
       path,
-      `#!/bin/sh\n# calico-ts CNI plugin ${name}\nexec ${shQuote(node)} ${shQuote(main)} "$@"\n`,
+      `#!/bin/sh\n# calico-ts CNI plugin ${name}\nexec ${shQuote(node)} ${target} "$@"\n`,
       0o755,
     );
     files.push(path);
@@ -69,5 +79,5 @@ export function installCni(o: InstallOptions): InstallResult {
   const conf = join(o.confDir, "10-calico.conflist");
   writeAtomic(conf, `${JSON.stringify(conflist(o), null, 2)}\n`, 0o644);
   files.push(conf);
-  return { files };
+  return { files, ...(bundle !== undefined ? { bundledModules: bundle.modules } : {}) };
 }
