@@ -257,8 +257,18 @@ export class Agent {
         this.lastApplyOk = true;
         this.appliedRevision = Math.max(this.appliedRevision, revision);
         this.metrics?.setState(this.calc.state);
-        if (full) this.log.info("Applied (full)", { ...res });
-        else this.log.debug("Applied", { ...res });
+        if (full) {
+          // Memory after a full apply (MiB): what the cold start leaves (docs/agent.md "Performance").
+          const m = process.memoryUsage();
+          const mib = (n: number) => Math.round(n / 2 ** 20);
+          this.log.info("Applied (full)", {
+            ...res,
+            rssMiB: mib(m.rss),
+            heapUsedMiB: mib(m.heapUsed),
+            heapTotalMiB: mib(m.heapTotal),
+            externalMiB: mib(m.external),
+          });
+        } else this.log.debug("Applied", { ...res });
       } catch (err) {
         this.failures++;
         this.lastApplyOk = false;

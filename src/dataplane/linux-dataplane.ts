@@ -47,6 +47,8 @@ export class LinuxDataplane implements Dataplane {
   /** Our table is in the kernel (an nft apply succeeded): routes may go in parallel with nft. */
   private policing: boolean;
   private readonly realNft: boolean;
+  /** Routes in the state at the last successful apply. */
+  private lastRouteCount = -1;
 
   constructor(opts: LinuxDataplaneOptions) {
     this.config = opts.config;
@@ -121,12 +123,18 @@ export class LinuxDataplane implements Dataplane {
     };
     const kernel = (async () => {
       // Routes are read back on a full apply only; otherwise diffed against the last apply.
+      // An incremental apply whose changes name no route (and whose route count is the last
+      // apply's) cannot differ from it — every failure and config change makes the next apply
+      // full —, so the 2,000-route rebuild and diff is skipped (~3–5 ms per change).
+      const routesSame = !full && changes.routes.size === 0 && state.routes.size === this.lastRouteCount;
       const routes = await timed(() =>
-        this.routes.apply(
-          desiredKernelRoutes(state.routes.values(), this.config.ipv6),
-          this.config.ipv6,
-          full,
-        ),
+        routesSame
+          ? Promise.resolve(0)
+          : this.routes.apply(
+              desiredKernelRoutes(state.routes.values(), this.config.ipv6),
+              this.config.ipv6,
+              full,
+            ),
       );
       const links = await timed(() => this.links.apply(ifaces, this.config.ipv6, full));
       return { routes, links };
@@ -140,6 +148,7 @@ export class LinuxDataplane implements Dataplane {
     if (linksR.status === "rejected") throw linksR.reason;
     const nft = nftR.value;
     this.needFull = false;
+    this.lastRouteCount = state.routes.size;
     if (full || nft.full) this.lastFull = start;
     // The phase times travel with the result into the agent's "Applied" log line.
     const res: ApplyResult & Record<string, number | boolean> = {
