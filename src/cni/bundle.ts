@@ -99,10 +99,17 @@ function transpile(ts: TS, id: string): string {
  * relative to dist/; `require` and `__ctsImport` resolve relative specifiers against them.
  */
 function bundleSource(ts: TS, ids: string[]): string {
-  const defs = ids.map(
-    (id) =>
-      `${JSON.stringify(id)}: function (exports, require, module, __filename, __dirname, __ctsImport, __ctsMetaUrl) {\n${transpile(ts, id)}\n}`,
-  );
+  const packages = new Set<string>();
+  const defs = ids.map((id) => {
+    const code = transpile(ts, id);
+    for (const m of code.matchAll(/\brequire\("([^"]+)"\)/g))
+      if (!m[1]!.startsWith(".") && !m[1]!.startsWith("node:")) packages.add(m[1]!);
+    return `${JSON.stringify(id)}: function (exports, require, module, __filename, __dirname, __ctsImport, __ctsMetaUrl) {\n${code}\n}`;
+  });
+  // Packages resolved now, so a run does not walk node_modules for them (~5–10 ms profiled).
+  const nodeRequire = createRequire(join(DIST_ROOT, ENTRY_ID));
+  const resolved: Record<string, string> = {};
+  for (const p of packages) resolved[p] = nodeRequire.resolve(p);
   return `(function (host) {
 "use strict";
 const defs = {
@@ -110,6 +117,7 @@ ${defs.join(",\n")}
 };
 const cache = Object.create(null);
 const lazy = new Set(${JSON.stringify(LAZY_PACKAGES)});
+const resolved = ${JSON.stringify(resolved)};
 const P = host.path.posix;
 const rel = (from, spec) => (spec.startsWith(".") ? P.normalize(P.join(P.dirname(from), spec)) : undefined);
 function load(id) {
@@ -122,9 +130,10 @@ function load(id) {
   return m.exports;
 }
 function external(spec) {
-  if (!lazy.has(spec)) return host.nodeRequire(spec);
+  const path = resolved[spec] ?? spec;
+  if (!lazy.has(spec)) return host.nodeRequire(path);
   let real;
-  const get = () => (real ??= host.nodeRequire(spec));
+  const get = () => (real ??= host.nodeRequire(path));
   return new Proxy({}, { get: (_, k) => get()[k], has: (_, k) => k in get() });
 }
 function req(from, spec) {

@@ -3,7 +3,7 @@
  * the plain ES-module executables (main-calico.ts, main-calico-ipam.ts) both start here.
  * Handlers load lazily (skel.ts), so VERSION and configuration errors never load IPAM.
  */
-import { readAll, runPlugin } from "./skel.js";
+import { readStdin, runPlugin } from "./skel.js";
 
 export type PluginName = "calico" | "calico-ipam";
 
@@ -16,7 +16,7 @@ export function runExecutable(plugin: PluginName): Promise<number> {
     },
     {
       env: process.env,
-      stdin: () => readAll(process.stdin),
+      stdin: readStdin,
       stdout: (s) => process.stdout.write(s),
     },
   );

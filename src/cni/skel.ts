@@ -125,7 +125,36 @@ export async function runPlugin(
   }
 }
 
-/** Stdin as one string. */
+/**
+ * Stdin (fd 0) as one string, read synchronously: creating `process.stdin` costs a plugin run
+ * ~7–9 ms (profiled). A non-blocking pipe's EAGAIN waits and reads on; when fd 0 cannot be read
+ * at all (closed, a directory), the stream is the fallback.
+ */
+export async function readStdin(): Promise<string> {
+  const { readSync } = await import("node:fs");
+  const chunks: Buffer[] = [];
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EAGAIN") {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+        continue;
+      }
+      if (code === "EOF") break;
+      if (chunks.length === 0) return readAll(process.stdin);
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** A stream as one string. */
 export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : c);
