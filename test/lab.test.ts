@@ -103,6 +103,7 @@ test("lab status -o json: 2 hosts ready with their mesh session Established, dem
   assert.equal(r.code, 0, r.err);
   status = JSON.parse(r.out) as LabStatus;
   assert.equal(status.phase, "up");
+  assert.deepEqual(status.apiserver, { url: "http://198.18.0.254:5473", state: "running" });
   assert.deepEqual(
     status.hosts.map((h) => [h.name, h.v4, h.agent, h.ready]),
     [
@@ -183,6 +184,23 @@ test("lab exec runs a command in the workload's namespace; a cross-host ping wor
   const bad = await cli(["lab", "exec", ...main.flags, "nosuch", "--", "true"]);
   assert.notEqual(bad.code, 0);
   assert.match(bad.err, /No workload or host "nosuch"/);
+  // calico-apiserver, reached from a host namespace, serves the lab's datastore.
+  const api = await cli([
+    "lab",
+    "exec",
+    ...main.flags,
+    "h1",
+    "--",
+    process.execPath,
+    CLI,
+    "--datastore",
+    "http://198.18.0.254:5473",
+    "get",
+    "workloadendpoints",
+    "-A",
+  ]);
+  assert.equal(api.code, 0, api.err);
+  assert.match(api.out, /demo +frontend +h1 +198\.19\./);
   const fails = await cli(["lab", "exec", ...main.flags, "frontend", "--", "false"]);
   assert.notEqual(fails.code, 0);
 });

@@ -48,7 +48,10 @@ export function formatMatrix(m: LabMatrix): string {
 
 export function formatStatus(st: LabStatus): string {
   const out: string[] = [];
-  out.push(`Lab "${st.name}" (${st.phase}): datastore ${st.datastore}, state in ${st.stateDir}`, "");
+  out.push(`Lab "${st.name}" (${st.phase}): datastore ${st.datastore}, state in ${st.stateDir}`);
+  if (st.apiserver !== undefined)
+    out.push(`calico-apiserver: ${st.apiserver.url} (${st.apiserver.state}; reachable from every host)`);
+  out.push("");
   out.push("Hosts:");
   out.push(
     columns(
@@ -143,6 +146,14 @@ export function nextSteps(st: LabStatus, cli = "calicoctl", flags = ""): string 
     [`${dsPrefix}${ds} get networkpolicy -n demo -o yaml`, "the demo policies"],
     [`${dsPrefix}${ds} ipam show --show-blocks`, "blocks affine to each host"],
     [`node status --status-file ${st.stateDir}/h1-status.json`, "h1's BGP sessions"],
+    ...(st.apiserver !== undefined
+      ? ([
+          [
+            `lab exec${flags} h1 -- ${cli} --datastore ${st.apiserver.url} get workloadendpoints -A`,
+            "through calico-apiserver, from a host",
+          ],
+        ] as [string, string][])
+      : []),
     [`lab down${flags}`, "removes every namespace and process"],
   ];
   return [

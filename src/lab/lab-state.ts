@@ -82,6 +82,7 @@ export interface LabState {
   processes: LabProcess[];
   /** With --tor. */
   tor?: LabTor | undefined;
+  apiserver?: { url: string; pid: number; log: string } | undefined;
 }
 
 export interface LabLocation {

@@ -51,6 +51,8 @@ export const ETCD_BIN = process.env.ETCD_BIN ?? "/usr/bin/etcd";
 export const FABRIC_V4 = "198.18.0.254";
 export const FABRIC_V6 = "fd00::fe";
 const ETCD_URL = `etcd://${FABRIC_V4}:2379`;
+export const APISERVER_URL = `http://${FABRIC_V4}:5473`;
+const APISERVER_MAIN = join(HERE, "..", "apiserver", "main.js");
 export const MAX_LAB_HOSTS = 200;
 
 export interface LabUpOptions {
@@ -59,6 +61,8 @@ export interface LabUpOptions {
   datastore: LabDatastoreKind;
   /** A BIRD ToR router with the mesh off, and a plain host behind it (lab-tor.ts). */
   tor?: boolean;
+  /** Start calico-apiserver in the fabric namespace (default true). */
+  apiserver?: boolean;
   /** Start the demo workloads and policies (default true). */
   demo?: boolean;
   /** Progress lines. */
@@ -231,6 +235,39 @@ function tail(file: string, lines = 15): string {
     return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "(no log)";
+  }
+}
+
+/**
+ * calico-apiserver in front of the lab's datastore, in the fabric namespace on the bridge
+ * address (every host reaches it: `calicoctl --datastore ${APISERVER_URL}` from a host).
+ * No token file: it listens only inside the lab. Resolves once it listens.
+ */
+async function startApiserver(s: LabState): Promise<void> {
+  const log = join(s.stateDir, "logs", "apiserver.log");
+  const p = spawnDetached(
+    s.fabricNetns,
+    process.execPath,
+    // --diagnostic-dir puts the state directory on its command line (with etcd nothing else
+    // does): the marker `lab down` and `lab status` check before trusting the PID.
+    [
+      `--diagnostic-dir=${s.stateDir}`,
+      APISERVER_MAIN,
+      "--datastore",
+      s.datastore.url,
+      "--listen",
+      `${FABRIC_V4}:5473`,
+    ],
+    log,
+  );
+  s.apiserver = { url: APISERVER_URL, pid: p.pid, log };
+  s.processes.push({ pid: p.pid, role: "calico-apiserver", marker: s.stateDir });
+  writeLabState(s);
+  const deadline = Date.now() + 20_000;
+  while (!readFileSync(log, "utf8").includes("listening on")) {
+    if (p.child.exitCode !== null || Date.now() > deadline)
+      throw labError("LAB_APISERVER_FAILED", `calico-apiserver did not start (log ${log}): ${tail(log)}`);
+    await sleep(50);
   }
 }
 
@@ -496,6 +533,7 @@ async function labUpLocked(loc: LabLocation, opts: LabUpOptions, t0: number): Pr
     netns: [],
     processes: [],
     tor: undefined,
+    apiserver: undefined,
   };
   writeLabState(s);
   try {
@@ -532,6 +570,15 @@ async function labUpLocked(loc: LabLocation, opts: LabUpOptions, t0: number): Pr
     });
     log(`Starting calico-node on ${s.hosts.map((h) => h.name).join(", ")}`);
     for (const h of s.hosts) startAgent(s, h);
+    // Started now, waited for at the end; its failure is kept (not left unhandled) until then.
+    const apiserver =
+      opts.apiserver === false
+        ? undefined
+        : startApiserver(s).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+    if (apiserver !== undefined) log(`Starting calico-apiserver on ${APISERVER_URL} (in ${s.fabricNetns})`);
     if (opts.demo !== false) {
       log(
         `Attaching demo workloads through the calico CNI plugin: ${DEMO_WORKLOADS.map((w) => w.name).join(", ")}`,
@@ -545,6 +592,9 @@ async function labUpLocked(loc: LabLocation, opts: LabUpOptions, t0: number): Pr
     const { revision } = await ds(s, { op: "revision" });
     log("Waiting for every calico-node to program the workloads and bring up its BGP sessions");
     const notConverged = await waitConverged(s, revision, 45_000);
+    const apiserverError = await apiserver;
+    if (apiserverError !== undefined)
+      throw apiserverError instanceof Error ? apiserverError : new Error(JSON.stringify(apiserverError));
     s.phase = "up";
     writeLabState(s);
     return { state: s, notConverged, ms: performance.now() - t0 };
@@ -631,6 +681,8 @@ export interface LabMatrix {
 }
 
 export interface LabStatus {
+  /** calico-apiserver's URL (reachable from every host namespace) and whether it runs. */
+  apiserver: { url: string; state: "running" | "stopped" } | undefined;
   /** With --tor: the ToR's BGP sessions (BIRD's view) and the plain host behind it. */
   tor:
     | { netns: string; address: string; bird: "running" | "stopped"; sessions: TorSession[]; ext: string }
@@ -725,6 +777,10 @@ export async function labStatus(
           ext: EXT_V4,
         };
   return {
+    apiserver:
+      s.apiserver === undefined
+        ? undefined
+        : { url: s.apiserver.url, state: alive(s.apiserver.pid) ? "running" : "stopped" },
     tor,
     name: s.name,
     stateDir: s.stateDir,

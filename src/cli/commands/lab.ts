@@ -74,9 +74,13 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
       .addOption(
         new Option("--datastore <kind>", "lab datastore").choices(["sqlite", "etcd"]).default("sqlite"),
       )
-      .option("--no-demo", "no demo workloads or policies"),
+      .option("--no-demo", "no demo workloads or policies")
+      .option("--no-apiserver", "do not start calico-apiserver"),
   ).action(
-    async (o: LabFlags & { nodes: number; ipv6: boolean; tor: boolean; demo: boolean }, cmd: Command) => {
+    async (
+      o: LabFlags & { nodes: number; ipv6: boolean; tor: boolean; demo: boolean; apiserver: boolean },
+      cmd: Command,
+    ) => {
       // calicoctl's global --datastore <url> takes `lab up --datastore etcd` before this
       // command sees it (commander reads program options anywhere): read the merged value.
       const datastore = cmd.optsWithGlobals<{ datastore?: string }>().datastore ?? "sqlite";
@@ -87,6 +91,7 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
         nodes: o.nodes,
         ipv6: o.ipv6,
         tor: o.tor,
+        apiserver: o.apiserver,
         datastore,
         demo: o.demo,
         log: (l) => ctx.out(l),
