@@ -36,8 +36,15 @@ interface Run {
   err: string;
 }
 
-function cli(args: string[], timeoutMs = 120_000): Promise<Run> & { pid: number | undefined } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+function cli(
+  args: string[],
+  timeoutMs = 120_000,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Run> & { pid: number | undefined } {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   const p = new Promise<Run>((resolve) => {
     let out = "";
     let err = "";
@@ -377,5 +384,19 @@ test("lab up --tor: mesh off, every host peers with a BIRD ToR that reflects the
   ]);
   assert.equal(ping.code, 0, ping.out + ping.err);
   assert.equal((await cli(["lab", "down", ...l.flags])).code, 0);
+  await assertGone(l.name, l.dir);
+});
+
+test("a lab up that fails half-way (etcd does not start) removes what it made and says why", async () => {
+  const l = newLab("f");
+  const up = await cli(["lab", "up", "--nodes", "2", "--datastore", "etcd", ...l.flags], 120_000, {
+    ETCD_BIN: "/bin/false",
+  });
+  assert.notEqual(up.code, 0);
+  assert.match(up.err, /etcd did not become healthy/);
+  await assertGone(l.name, l.dir);
+  const bad = await cli(["lab", "up", "--nodes", "0", ...l.flags]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /--nodes must be 1-200/);
   await assertGone(l.name, l.dir);
 });
