@@ -82,10 +82,10 @@ export class LinuxDataplane implements Dataplane {
     this.needFull = true;
   }
 
-  /** Whether table `inet calico` exists in our namespace (one NFT_MSG_GETTABLE); false if unknown. */
-  private async tablePresent(): Promise<boolean> {
+  /** Whether table `inet calico` exists in our namespace (one NFT_MSG_GETTABLE); undefined if unknown. */
+  private async tablePresent(): Promise<boolean | undefined> {
     const c = await loadLibc();
-    if (c === undefined) return false;
+    if (c === undefined) return undefined;
     const nfgenmsg = Buffer.from([NFPROTO_INET, 0, 0, 0]);
     const nl = RtNetlink.open(c, this.netns, NETLINK_NETFILTER);
     try {
@@ -108,8 +108,13 @@ export class LinuxDataplane implements Dataplane {
     const full =
       opts.full === true || this.needFull || (this.resyncMs > 0 && start - this.lastFull >= this.resyncMs);
     this.needFull = true; // until this apply succeeds
-    const parallel = this.policing || (this.realNft && (await this.tablePresent().catch(() => false)));
-    const nftRun = this.nftm.apply(state, changes, { full });
+    const present = this.policing || !this.realNft ? true : await this.tablePresent().catch(() => undefined);
+    const parallel = present === true;
+    // No table: nothing to read back (`nft list` would only spawn nft to be told so).
+    const nftRun = this.nftm.apply(state, changes, {
+      full,
+      ...(present === false ? { tableAbsent: true } : {}),
+    });
     // Not policing yet: nothing is routed unless nft succeeded (its error is thrown here).
     if (!parallel) await nftRun;
     const ifaces = new Set<string>();

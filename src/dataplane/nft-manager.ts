@@ -130,7 +130,8 @@ export class NftManager {
   async apply(
     state: DesiredState,
     changes: StateChanges,
-    opts: { full?: boolean } = {},
+    /** `tableAbsent`: the caller knows our table is not in the kernel (a full apply skips the listing). */
+    opts: { full?: boolean; tableAbsent?: boolean } = {},
   ): Promise<NftApplyStats> {
     const t0 = performance.now();
     let touched: Touched | undefined;
@@ -146,7 +147,7 @@ export class NftManager {
     if (!full) {
       ops = planTable(this.belief!, want, touched).ops;
     } else {
-      const listing = await this.nft.list();
+      const listing = opts.tableAbsent === true ? undefined : await this.nft.list();
       if (listing === undefined) {
         ops = createAll(want);
       } else {
