@@ -4,7 +4,16 @@
  * `lab up` was killed half-way or the lab's processes were killed with SIGKILL. The file
  * lives in the lab's state directory together with the datastore, logs and status files.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { CalicoError } from "../errors.js";
 
@@ -202,5 +211,37 @@ export async function withLabLock<T>(
     } catch {
       // the state directory is gone (lab down, or a failed lab up cleaned up)
     }
+  }
+}
+
+/** What the lab writes in its state directory: `removeStateDir` deletes these and nothing else. */
+const OWN_ENTRY = [
+  /^state\.json(\.\d+\.tmp)?$/,
+  /^lock$/,
+  /^calico\.db(-wal|-shm|-journal)?$/,
+  /^logs$/,
+  /^w$/,
+  /^etcd$/,
+  /^h\d+-status\.json(\.bgp)?(\.\d+)?(\.tmp)?$/,
+  /^tor-bird\.(conf|ctl)$/,
+];
+
+/**
+ * Delete the lab's files, then the directory if that left it empty. Only names the lab writes
+ * are removed, so a `--state-dir` pointing at a directory with other files loses none of them.
+ */
+export function removeStateDir(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names)
+    if (OWN_ENTRY.some((re) => re.test(n))) rmSync(join(dir, n), { recursive: true, force: true });
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty: someone else's files are in it
   }
 }

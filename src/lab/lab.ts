@@ -30,6 +30,7 @@ import { isOurs, spawnDetached, stopProcesses } from "./lab-procs.js";
 import {
   LAB_STATE_VERSION,
   readLabState,
+  removeStateDir,
   requireLabState,
   withLabLock,
   writeLabState,
@@ -645,7 +646,7 @@ export async function labDown(loc: LabLocation): Promise<LabDownResult> {
     await run("ip", ["netns", "del", ns]);
     removed.push(ns);
   }
-  rmSync(loc.stateDir, { recursive: true, force: true });
+  removeStateDir(loc.stateDir);
   return { found: s !== undefined || removed.length > 0, netns: removed, processes: live.length };
 }
 
