@@ -363,6 +363,18 @@ async function createWorkload(
       "LAB_BAD_NAME",
       `Invalid workload name ${JSON.stringify(name)}: use lower-case letters, digits and '-' (at most 32)`,
     );
+  if (/^h\d+$/.test(name) || ["tor", "ext", "fabric"].includes(name))
+    throw labError(
+      "LAB_BAD_NAME",
+      `Invalid workload name ${JSON.stringify(name)}: h<N>, tor, ext and fabric name the lab's own namespaces`,
+    );
+  const socket = join(s.stateDir, "w", `${name}.sock`);
+  // sockaddr_un holds 108 bytes.
+  if (Buffer.byteLength(socket) > 100)
+    throw labError(
+      "LAB_BAD_OPTION",
+      `The workload socket ${socket} is too long for a Unix socket (108 bytes): use a shorter --state-dir`,
+    );
   const host = s.hosts.find((h) => h.name === hostName);
   if (host === undefined)
     throw labError(
@@ -382,7 +394,7 @@ async function createWorkload(
     ipv4: [],
     ipv6: [],
     iface: "",
-    socket: join(s.stateDir, "w", `${name}.sock`),
+    socket,
     pid: undefined,
   };
   s.workloads.push(w);
