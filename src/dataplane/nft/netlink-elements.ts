@@ -178,7 +178,16 @@ function decimal(text: string, from: number, to: number, max: number): number {
   return v <= max ? v : -1;
 }
 
-export function fastKey(t: ElementTarget, text: string): RawElement[] | undefined {
+/** A key as the fast path emits it: a view of a scratch buffer, valid until the next call. */
+type EmitKey = (key: Uint8Array, end: boolean) => void;
+
+const scratch = { lo: new Uint8Array(24), hi: new Uint8Array(24) };
+const views = new Map<number, { lo: Uint8Array; hi: Uint8Array }>(
+  [2, 4, 12, 16, 24].map((n) => [n, { lo: scratch.lo.subarray(0, n), hi: scratch.hi.subarray(0, n) }]),
+);
+
+/** The fast path: emits the key(s) of `text` and returns true, or emits nothing and returns false. */
+function fastKeyInto(t: ElementTarget, text: string, emit: EmitKey): boolean {
   switch (t.keyType) {
     case "ipv4_addr":
     case "ipv6_addr": {
@@ -186,15 +195,19 @@ export function fastKey(t: ElementTarget, text: string): RawElement[] | undefine
       const bytes = family === 4 ? 4 : 16;
       const slash = text.indexOf("/");
       const end = slash < 0 ? text.length : slash;
-      const key = Buffer.allocUnsafe(bytes);
-      if (!addrInto(family, text, 0, end, key, 0)) return undefined;
+      const { lo: key, hi } = views.get(bytes)!;
+      if (!addrInto(family, text, 0, end, key, 0)) return false;
       const len = slash < 0 ? bytes * 8 : decimal(text, slash + 1, text.length, bytes * 8);
-      if (len < 0) return undefined;
-      if (!t.interval) return len === bytes * 8 ? [{ key }] : undefined;
+      if (len < 0) return false;
+      if (!t.interval) {
+        if (len !== bytes * 8) return false;
+        emit(key, false);
+        return true;
+      }
       // [addr/len] is the start key (host bits cleared) and the end key start + 2^(bits-len).
       for (let bit = len; bit < bytes * 8; bit++) if (bit % 8 === 0) key[bit / 8] = 0;
       if (len % 8 !== 0) key[len >> 3]! &= 0xff << (8 - (len % 8));
-      const hi = Buffer.from(key);
+      hi.set(key);
       let carry = len === 0 ? 0 : 1 << (8 - (((len - 1) % 8) + 1));
       for (let i = len === 0 ? -1 : (len - 1) >> 3; i >= 0 && carry > 0; i--) {
         const v = hi[i]! + carry;
@@ -202,33 +215,53 @@ export function fastKey(t: ElementTarget, text: string): RawElement[] | undefine
         carry = v >> 8;
       }
       // Reaching the top of the space (or /0) has no end key: the general path refuses it.
-      if (carry > 0 || len === 0) return undefined;
-      return [{ key }, { key: hi, end: true }];
+      if (carry > 0 || len === 0) return false;
+      emit(key, false);
+      emit(hi, true);
+      return true;
     }
     case "ipv4_addr . inet_proto . inet_service":
     case "ipv6_addr . inet_proto . inet_service": {
-      if (t.interval) return undefined;
+      if (t.interval) return false;
       const bytes = t.keyType.startsWith("ipv4") ? 4 : 16;
       const a = text.indexOf(" . ");
       const b = a < 0 ? -1 : text.indexOf(" . ", a + 3);
-      if (b < 0) return undefined;
-      const key = Buffer.alloc(bytes + 8);
-      if (!addrInto(bytes === 4 ? 4 : 6, text, 0, a, key, 0)) return undefined;
+      if (b < 0) return false;
+      const key = views.get(bytes + 8)!.lo;
+      key.fill(0);
+      if (!addrInto(bytes === 4 ? 4 : 6, text, 0, a, key, 0)) return false;
       const proto = decimal(text, a + 3, b, 255);
       const port = decimal(text, b + 3, text.length, 65535);
-      if (proto < 0 || port < 0) return undefined;
+      if (proto < 0 || port < 0) return false;
       key[bytes] = proto;
-      key.writeUInt16BE(port, bytes + 4);
-      return [{ key }];
+      key[bytes + 4] = port >> 8;
+      key[bytes + 5] = port & 0xff;
+      emit(key, false);
+      return true;
     }
     case "ifname":
     case "inet_service":
-      return undefined;
+      return false;
   }
+}
+
+/** The fast path's keys as raw elements, or undefined when it does not apply (tests). */
+export function fastKey(t: ElementTarget, text: string): RawElement[] | undefined {
+  const out: RawElement[] = [];
+  const ok = fastKeyInto(t, text, (key, end) =>
+    out.push(end ? { key: Buffer.from(key), end: true } : { key: Buffer.from(key) }),
+  );
+  return ok ? out : undefined;
 }
 
 function keyOf(t: ElementTarget, text: string): RawElement[] {
   return fastKey(t, text) ?? generalKey(t, text);
+}
+
+/** Emits the key(s) of one element text: the fast path, else the general parser (which throws). */
+function emitKeys(t: ElementTarget, text: string, emit: EmitKey): void {
+  if (fastKeyInto(t, text, emit)) return;
+  for (const e of generalKey(t, text)) emit(e.key, e.end === true);
 }
 
 /** The raw key(s) of one element text: the fast path when it applies (exported for tests). */
@@ -287,24 +320,68 @@ export function verdictData(type: number, v: { type: keyof typeof VERDICT_CODES;
   return nested(type, [nested(NFTA_DATA_VERDICT, parts)]);
 }
 
-/** The raw elements of one element op, as nft 1.0.6 sends them (see the header comment). */
-export function rawElements(t: ElementTarget, op: ElementOp): RawElement[] {
-  const name = "set" in op ? op.set : op.map;
+/** Key length of a set's elements (for the null end element of an interval add). */
+const KEY_BYTES: Record<ElementTarget["keyType"], number> = {
+  ipv4_addr: 4,
+  ipv6_addr: 16,
+  "ipv4_addr . inet_proto . inet_service": 12,
+  "ipv6_addr . inet_proto . inet_service": 24,
+  inet_service: 2,
+  ifname: IFNAMSIZ,
+};
+
+/**
+ * The NEWSETELEM/DELSETELEM messages of one element op, as nft 1.0.6 sends them (see the header
+ * comment), written into `w` as each element is parsed — no intermediate key objects (a cold
+ * start writes ~150,000 of them). `begin` writes a message header and returns its offset.
+ */
+export function writeElementOp(
+  w: BatchWriter,
+  begin: () => number,
+  set: string,
+  setId: number | undefined,
+  t: ElementTarget,
+  op: ElementOp,
+): void {
   const isMapOp = op.kind === "add-map" || op.kind === "delete-map";
-  if (t.map !== isMapOp) throw new UnsupportedElementError(`"${name}" is ${t.map ? "" : "not "}a map`);
-  const raw: RawElement[] = [];
-  // nft adds the null end element with every interval add.
-  const add = op.kind === "add" || op.kind === "add-map";
-  if (add && t.interval) raw.push({ key: Buffer.alloc(0), end: true }); // sized below
-  if (op.kind === "add-map") for (const [k, v] of op.elements) raw.push({ ...keyOf(t, k)[0]!, verdict: v });
-  else
-    for (const e of op.kind === "delete-map" ? op.keys : op.elements)
-      for (const r of keyOf(t, e)) raw.push(r);
-  if (add && t.interval) {
-    if (raw.length === 1) return [];
-    raw[0] = { key: Buffer.alloc(raw[1]!.key.length), end: true };
+  if (t.map !== isMapOp) throw new UnsupportedElementError(`"${set}" is ${t.map ? "" : "not "}a map`);
+  let msg = -1;
+  let list = -1;
+  let n = 0;
+  const close = (): void => {
+    if (msg < 0) return;
+    w.endNested(list);
+    w.endMessage(msg);
+    msg = -1;
+  };
+  const element = (key: Uint8Array, end: boolean, verdict?: MapVerdict): void => {
+    if (msg < 0 || n === ELEMENTS_PER_MESSAGE) {
+      close();
+      msg = begin();
+      w.string(NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+      w.string(NFTA_SET_ELEM_LIST_SET, set);
+      if (setId !== undefined) w.u32(NFTA_SET_ELEM_LIST_SET_ID, setId);
+      list = w.beginNested(NFTA_SET_ELEM_LIST_ELEMENTS);
+      n = 0;
+    }
+    const el = w.beginNested(++n);
+    if (end) w.u32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+    const k = w.beginNested(NFTA_SET_ELEM_KEY);
+    w.bytes(NFTA_DATA_VALUE, key);
+    w.endNested(k);
+    if (verdict !== undefined) w.attr(verdictData(NFTA_SET_ELEM_DATA, verdict));
+    w.endNested(el);
+  };
+  if (op.kind === "add-map") {
+    for (const [k, v] of op.elements) element(keyOf(t, k)[0]!.key, false, v);
+  } else {
+    const texts = op.kind === "delete-map" ? op.keys : op.elements;
+    // nft adds the null end element with every interval add.
+    if (op.kind === "add" && t.interval && texts.length > 0)
+      element(new Uint8Array(KEY_BYTES[t.keyType]), true);
+    for (const text of texts) emitKeys(t, text, element);
   }
-  return raw;
+  close();
 }
 
 /**

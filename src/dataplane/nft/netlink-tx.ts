@@ -27,8 +27,9 @@ import { checkName, MAX_COMMENT_BYTES } from "./render.js";
 import {
   NFT_MSG_DELSETELEM,
   NFT_MSG_NEWSETELEM,
-  rawElements,
   writeElementMessages,
+  writeElementOp,
+  type ElementOp,
   type ElementTarget,
 } from "./netlink-elements.js";
 import { NFT_SET_INTERVAL, encodeRule, udataTlv, type AnonSet } from "./netlink-expr.js";
@@ -394,24 +395,18 @@ export function encodeTransaction(
         const name = "set" in op ? op.set : op.map;
         const t = targets.get(name);
         if (t === undefined) throw new UnsupportedNetlinkError(`elements of unknown set or map "${name}"`);
-        const eop =
+        const eop: ElementOp =
           op.op === "add-elements"
-            ? { kind: "add" as const, set: op.set, elements: op.elements }
+            ? { kind: "add", set: op.set, elements: op.elements }
             : op.op === "delete-elements"
-              ? { kind: "delete" as const, set: op.set, elements: op.elements }
+              ? { kind: "delete", set: op.set, elements: op.elements }
               : op.op === "add-map-elements"
-                ? { kind: "add-map" as const, map: op.map, elements: op.elements }
-                : { kind: "delete-map" as const, map: op.map, keys: op.keys };
+                ? { kind: "add-map", map: op.map, elements: op.elements }
+                : { kind: "delete-map", map: op.map, keys: op.keys };
         const add = eop.kind === "add" || eop.kind === "add-map";
         const type = add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
         const flags = add ? R | NLM_F_CREATE : R;
-        writeElementMessages(
-          w,
-          () => begin(i, type, flags),
-          checkName("set", name),
-          rawElements(t, eop),
-          ids.get(name),
-        );
+        writeElementOp(w, () => begin(i, type, flags), checkName("set", name), ids.get(name), t, eop);
         break;
       }
     }

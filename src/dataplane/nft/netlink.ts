@@ -172,7 +172,7 @@ export class BatchWriter {
   }
 
   /** An attribute holding `p`, zero-padded to 4 bytes. */
-  bytes(type: number, p: Buffer): void {
+  bytes(type: number, p: Uint8Array): void {
     const len = 4 + p.length;
     if (len > 0xffff) throw new UnsupportedNetlinkError(`netlink attribute ${type} too long (${len} bytes)`);
     const padded = pad4(len);
@@ -338,6 +338,8 @@ const EAGAIN = 11;
 /** Receive buffer: errors and ACKs of a whole batch are queued before we read any. */
 const RCVBUF_BYTES = 16 << 20;
 
+let recvBuf: Buffer | undefined;
+
 /** A failed batch: the kernel applied none of it. */
 export class NftNetlinkError extends CalicoError {
   constructor(
@@ -378,7 +380,9 @@ export function sendBatch(c: Libc, netns: string | undefined, batch: EncodedBatc
     const acked = new Set<number>();
     let first: { seq: number; errno: number } | undefined;
     let errors = 0;
-    const buf = Buffer.alloc(256 * 1024);
+    // One receive buffer for the process: a fresh 256 KiB one per batch was external garbage
+    // on every change. Replies are ACKs and errors (no request copy: NETLINK_CAP_ACK).
+    const buf = (recvBuf ??= Buffer.allocUnsafe(64 * 1024));
     for (;;) {
       const n = c.recv(fd, buf, buf.length, MSG_DONTWAIT);
       if (n < 0) {
