@@ -583,15 +583,6 @@ async function labUpLocked(loc: LabLocation, opts: LabUpOptions, t0: number): Pr
     });
     log(`Starting calico-node on ${s.hosts.map((h) => h.name).join(", ")}`);
     for (const h of s.hosts) startAgent(s, h);
-    // Started now, waited for at the end; its failure is kept (not left unhandled) until then.
-    const apiserver =
-      opts.apiserver === false
-        ? undefined
-        : startApiserver(s).then(
-            () => undefined,
-            (e: unknown) => e,
-          );
-    if (apiserver !== undefined) log(`Starting calico-apiserver on ${APISERVER_URL} (in ${s.fabricNetns})`);
     if (opts.demo !== false) {
       log(
         `Attaching demo workloads through the calico CNI plugin: ${DEMO_WORKLOADS.map((w) => w.name).join(", ")}`,
@@ -602,6 +593,16 @@ async function labUpLocked(loc: LabLocation, opts: LabUpOptions, t0: number): Pr
         ),
       );
     }
+    // Started once the CNI work is done (they share the CPU) and waited for at the end; its
+    // failure is kept (not left unhandled) until then.
+    const apiserver =
+      opts.apiserver === false
+        ? undefined
+        : startApiserver(s).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+    if (apiserver !== undefined) log(`Starting calico-apiserver on ${APISERVER_URL} (in ${s.fabricNetns})`);
     const { revision } = await ds(s, { op: "revision" });
     log("Waiting for every calico-node to program the workloads and bring up its BGP sessions");
     const notConverged = await waitConverged(s, revision, 45_000);
