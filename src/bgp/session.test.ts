@@ -56,6 +56,37 @@ function session(opts: Partial<SessionOptions> & { peerPort: number }): Session 
   return s;
 }
 
+/**
+ * Hold back outgoing `net.connect`s to `port` (a session's own attempts; the test's raw peers
+ * connect elsewhere) until the returned function is called, or with `maxDelayMs` delay each
+ * by a random time up to it. Restored after the test.
+ */
+function holdConnects(port: () => number | undefined, maxDelayMs?: number): () => void {
+  const real = net.connect;
+  let open = false;
+  const held: (() => void)[] = [];
+  const patched = (...args: Parameters<typeof net.connect>): net.Socket => {
+    const o = args[0] as unknown as net.NetConnectOpts & { port?: number };
+    if (o.port !== port()) return real(...args);
+    const s = new net.Socket();
+    const go = () => s.connect(o);
+    if (maxDelayMs !== undefined) setTimeout(go, Math.random() * maxDelayMs);
+    else if (open) go();
+    else held.push(go);
+    return s;
+  };
+  net.connect = patched as typeof net.connect;
+  cleanups.push(() => {
+    net.connect = real;
+  });
+  return () => {
+    open = true;
+    for (const go of held.splice(0)) go();
+  };
+}
+
+const encodeEndOfRib = (): BgpMessage => endOfRib(1, 1);
+
 /** Two of our sessions, A active and B passive unless told otherwise. */
 async function pair(a: Partial<SessionOptions> = {}, b: Partial<SessionOptions> = {}) {
   const la = await listener();
@@ -317,6 +348,49 @@ describe("BGP session over loopback TCP", () => {
       winner.send({ type: MessageType.KEEPALIVE });
       await until("Established", () => A.state === "Established");
       assert.equal(winner.notifications().length, 0);
+    });
+  }
+
+  for (const remote of ["198.18.0.200", "198.18.0.0"]) {
+    it(`collision (RFC 4271 §6.8): our connect completing after the peer's connection is Established is closed (remote id ${remote})`, async () => {
+      // Our outgoing attempt is held back until the peer's incoming connection is Established
+      // (as on a loaded machine). It used to replace the Established connection: the peer's
+      // OPEN on it was then "BGPOpen in Established", and the peer, still Established on the
+      // orphaned connection, refused every reconnect with Cease / Connection Collision.
+      const la = await listener();
+      const srv = await rawServer((p) => p.send(open({ bgpId: parseId(remote) })));
+      const release = holdConnects(() => srv.port);
+      const A = session({ peerPort: srv.port, holdTime: 9 });
+      la.add(A);
+      const updates: unknown[] = [];
+      A.on("update", (u) => updates.push(u));
+      A.start();
+      const incoming = await RawPeer.connect(la.port);
+      await until("A's OPEN on the incoming connection", () =>
+        incoming.got.some((m) => m.type === MessageType.OPEN),
+      );
+      incoming.send(open({ bgpId: parseId(remote) }));
+      incoming.send({ type: MessageType.KEEPALIVE });
+      await until("Established on the incoming connection", () => A.state === "Established");
+      release();
+      await until("our late connection reached the peer", () => srv.peers.length === 1);
+      const late = srv.peers[0]!;
+      await until("Cease on the late connection", () => late.notifications().length > 0);
+      assert.deepEqual(
+        late.notifications().map((n) => [n.code, n.subcode]),
+        [[6, 7]],
+      );
+      await until("late connection closed", () => late.closed);
+      // The Established connection is still the session's.
+      incoming.send(encodeEndOfRib());
+      await until("UPDATE on the Established connection delivered", () => updates.length === 1);
+      assert.equal(A.state, "Established");
+      assert.equal(incoming.closed, false);
+      assert.deepEqual(
+        A.history.filter((h) => h.from === "Established"),
+        [],
+        "never left Established",
+      );
     });
   }
 

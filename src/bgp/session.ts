@@ -456,8 +456,17 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       this.pendingConnect = undefined;
       const conn = new Connection(socket, "outgoing", this.codec);
+      if (this.stateNow === State.Established) {
+        // RFC 4271 §6.8: a collision with an Established connection closes the new one. Our
+        // attempt was still in flight when the peer's connection reached Established; it must
+        // not replace that connection (it did once: the Established one was orphaned, the
+        // peer's OPEN on this one was "BGPOpen in Established", and the peer, still
+        // Established on the orphan, refused every reconnect with Cease / collision).
+        this.collisionCease(conn);
+        return;
+      }
       this.attach(conn);
-      if (this.primary && (this.stateNow === State.OpenSent || this.stateNow === State.OpenConfirm)) {
+      if (this.primary && this.stateNow !== State.Idle) {
         // The peer's connection came in while ours was in flight: keep both, let the BGP
         // Identifiers decide (§6.8). Both speakers then agree on the survivor.
         this.candidate?.close();
@@ -635,7 +644,15 @@ export class Session extends EventEmitter<SessionEvents> {
       return;
     }
     conn.peerOpen = open;
-    // RFC 4271 §6.8: two connections to the same peer; the BGP Identifier decides.
+    // RFC 4271 §6.8: two connections to the same peer; the BGP Identifier decides — unless
+    // one is Established already: then the other one closes (as BIRD does). Letting the
+    // identifiers replace an Established connection would renegotiate a session under the
+    // RIB's feet without a "down".
+    if (this.stateNow === State.Established && conn === this.candidate) {
+      this.candidate = undefined;
+      this.collisionCease(conn);
+      return;
+    }
     const other = conn === this.primary ? this.candidate : this.primary;
     if (other && this.candidate) {
       const keep =
@@ -788,6 +805,20 @@ export class Session extends EventEmitter<SessionEvents> {
     };
     if (gr?.type === "graceful-restart") n.peerGracefulRestart = gr;
     return n;
+  }
+
+  /** Cease / Connection Collision Resolution on a connection that lost (§6.8), then close it. */
+  private collisionCease(conn: Connection): void {
+    conn.socket.on("error", () => undefined);
+    conn.write(
+      this.encode({
+        type: MessageType.NOTIFICATION,
+        code: ErrorCode.CEASE,
+        subcode: CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+        data: new Uint8Array(0),
+      }),
+    );
+    conn.close();
   }
 
   private encode(msg: BgpMessage): Uint8Array {
