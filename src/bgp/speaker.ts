@@ -226,7 +226,7 @@ export class BgpSpeaker {
         type: cfg.asn === this.#cfg.asn ? "ibgp" : "ebgp",
         state: s.state,
         since: s.since,
-        routesReceived: this.#isUp(cfg.address) ? this.rib.adjRibIn(cfg.address).length : 0,
+        routesReceived: this.#isUp(cfg.address) ? this.rib.adjRibInSize(cfg.address) : 0,
       };
       if (s.lastError !== undefined) row.info = s.lastError;
       if (s.lastDown !== undefined) row.lastDown = s.lastDown;
@@ -263,6 +263,8 @@ export class BgpSpeaker {
       this.kernel.clear();
       await this.kernel.apply();
     }
+    // The long-lived `ip -batch` process: an apply after this would start a new one.
+    this.kernel?.close();
   }
 
   // ---- session events ----
