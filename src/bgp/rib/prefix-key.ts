@@ -10,22 +10,47 @@ import type { CIDR } from "../../api/net.js";
 
 export type PrefixKey = number | string;
 
-const hexDigit = (code: number): number => (code <= 57 ? code - 48 : code - 87);
+/** An IPv6 address as 64-bit halves, read back as 16-bit words (no string, no array). */
+const halves = new BigUint64Array(2);
+const words = new Uint16Array(halves.buffer);
+/** Index in `words` of the address's 16-bit word i (0 = most significant), whatever the
+ * platform's byte order. */
+const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const wordIndex = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => {
+  const half = i < 4 ? 0 : 1;
+  const k = i % 4;
+  return half * 4 + (LITTLE ? 3 - k : k);
+});
+const w = (i: number): number => words[wordIndex[i]!]!;
 
 export function prefixKey(c: CIDR): PrefixKey {
   if (c.family === 4) return Number(c.addr) * 33 + c.prefix;
-  // One native BigInt → hex conversion instead of a BigInt shift and mask per word.
-  const hex = c.addr.toString(16);
-  const pad = 32 - hex.length;
-  const words: number[] = [c.prefix];
-  for (let i = 0; i < 8; i++) {
-    let w = 0;
-    for (let j = i * 4; j < i * 4 + 4; j++) w = (w << 4) | (j < pad ? 0 : hexDigit(hex.charCodeAt(j - pad)));
-    words.push(w);
+  halves[0] = c.addr >> 64n;
+  halves[1] = BigInt.asUintN(64, c.addr);
+  let end = 8;
+  while (end > 0 && w(end - 1) === 0) end--;
+  const p = c.prefix;
+  // One call with the words as arguments: no intermediate array or string.
+  switch (end) {
+    case 0:
+      return String.fromCharCode(p);
+    case 1:
+      return String.fromCharCode(p, w(0));
+    case 2:
+      return String.fromCharCode(p, w(0), w(1));
+    case 3:
+      return String.fromCharCode(p, w(0), w(1), w(2));
+    case 4:
+      return String.fromCharCode(p, w(0), w(1), w(2), w(3));
+    case 5:
+      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4));
+    case 6:
+      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4), w(5));
+    case 7:
+      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4), w(5), w(6));
+    default:
+      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
   }
-  let end = words.length;
-  while (end > 1 && words[end - 1] === 0) end--;
-  return String.fromCharCode(...words.slice(0, end));
 }
 
 export function keyPrefix(key: PrefixKey): CIDR {
@@ -36,6 +61,36 @@ export function keyPrefix(key: PrefixKey): CIDR {
   let addr = 0n;
   for (let i = 1; i <= 8; i++) addr = (addr << 16n) | BigInt(i < key.length ? key.charCodeAt(i) : 0);
   return { family: 6, addr, prefix: key.charCodeAt(0) };
+}
+
+/**
+ * A key as integers, for tables and records that keep keys inline instead of as objects:
+ * writes the address words to `out` (IPv4: `out[0]` = the address as int32; IPv6: four
+ * 32-bit words, most significant first) and returns the prefix length, + 256 for IPv6.
+ */
+export function keyWords(key: PrefixKey, out: Int32Array): number {
+  if (typeof key === "number") {
+    const len = key % 33;
+    out[0] = (key - len) / 33;
+    return len;
+  }
+  const n = key.length;
+  for (let j = 0; j < 4; j++) {
+    const hi = 1 + 2 * j < n ? key.charCodeAt(1 + 2 * j) : 0;
+    const lo = 2 + 2 * j < n ? key.charCodeAt(2 + 2 * j) : 0;
+    out[j] = (hi << 16) | lo;
+  }
+  return key.charCodeAt(0) + 256;
+}
+
+/** The inverse of `keyWords`. */
+export function wordsKey(lenf: number, w0: number, w1: number, w2: number, w3: number): PrefixKey {
+  if (lenf < 256) return (w0 >>> 0) * 33 + lenf;
+  const chars = [lenf - 256, w0 >>> 16, w0 & 0xffff, w1 >>> 16, w1 & 0xffff];
+  chars.push(w2 >>> 16, w2 & 0xffff, w3 >>> 16, w3 & 0xffff);
+  let end = chars.length;
+  while (end > 1 && chars[end - 1] === 0) end--;
+  return String.fromCharCode(...chars.slice(0, end));
 }
 
 export const keyFamily = (key: PrefixKey): 4 | 6 => (typeof key === "number" ? 4 : 6);

@@ -26,7 +26,8 @@ import {
 import { decide, type DecisionOptions } from "./decision.js";
 import { type Advertisement, exportRoute } from "./export.js";
 import { importAttributes, nextHopIsOurs } from "./import-checks.js";
-import { keyFamily, keyPrefix, type PrefixKey, prefixKey } from "./prefix-key.js";
+import { keyPrefix, keyWords, type PrefixKey, prefixKey, wordsKey } from "./prefix-key.js";
+import { PrefixTable } from "./prefix-table.js";
 import type { Decision, LocRibChange, Peer, RibChanges, RibConfig, Route } from "./types.js";
 import { RejectReason } from "./types.js";
 import { advertisementKey, type OutDiff, packUpdates } from "./update-packer.js";
@@ -60,13 +61,39 @@ interface Batch {
   receivedAt: number;
 }
 
-/** A route as the RIB stores it: three fields, the rest read through the batch. */
+/** Scratch for parsing keys into StoredRoute fields. */
+const keyScratch = new Int32Array(4);
+
+/** A route as the RIB stores it: its prefix key inline as small integers (no key object per
+ * route: at a million routes every object is collector work), its stale bit and the shared
+ * batch; the rest is read through the batch. */
 class StoredRoute implements Route {
   stale = false;
+  /** `keyWords`' length (+256 for IPv6) and address words. */
+  readonly #lenf: number;
+  readonly #w0: number;
+  readonly #w1: number;
+  readonly #w2: number;
+  readonly #w3: number;
   constructor(
-    readonly key: PrefixKey,
+    key: PrefixKey,
     readonly batch: Batch,
-  ) {}
+  ) {
+    const k = keyScratch;
+    this.#lenf = keyWords(key, k);
+    this.#w0 = k[0]!;
+    const v6 = this.#lenf >= 256;
+    this.#w1 = v6 ? k[1]! : 0;
+    this.#w2 = v6 ? k[2]! : 0;
+    this.#w3 = v6 ? k[3]! : 0;
+  }
+  /** The prefix key (built on each read). */
+  get key(): PrefixKey {
+    return wordsKey(this.#lenf, this.#w0, this.#w1, this.#w2, this.#w3);
+  }
+  get family(): 4 | 6 {
+    return this.#lenf >= 256 ? 6 : 4;
+  }
   get prefix(): CIDR {
     return keyPrefix(this.key);
   }
@@ -81,6 +108,25 @@ class StoredRoute implements Route {
   }
   get receivedAt(): number {
     return this.batch.receivedAt;
+  }
+}
+
+/** The Loc-RIB change of a prefix whose only candidate is `route`: the decision (the
+ * one-candidate one) is built when first read, so a table dump allocates one small object
+ * per prefix here, and nothing more when nobody reads it (no kernel). */
+class SingleRouteChange implements LocRibChange {
+  #decision: Decision | undefined;
+  constructor(
+    readonly prefix: CIDR,
+    readonly route: StoredRoute,
+    private readonly opts: DecisionOptions,
+  ) {}
+  get decision(): Decision {
+    this.#decision ??= decide([this.route], this.opts);
+    return this.#decision!;
+  }
+  get nextHops(): CIDR[] {
+    return [this.route.nextHop];
   }
 }
 
@@ -104,6 +150,8 @@ interface Dirty {
 type DirtySet = Map<PrefixKey, Dirty>;
 
 const routesOf = (d: Destination): readonly StoredRoute[] => (d instanceof MultiDest ? d.routes : [d]);
+/** Every route of a destination has its prefix's key. */
+const keyOf = (d: Destination): PrefixKey => (d instanceof MultiDest ? d.routes[0]!.key : d.key);
 
 export interface PeerUpOptions {
   /** RFC 4724 §4.2: the restarted peer's GR capability listed these families with the F bit;
@@ -136,7 +184,7 @@ export class Rib {
   readonly #decision: DecisionOptions;
   readonly #clock: () => number;
   readonly #peers = new Map<string, PeerState>();
-  readonly #locRib = new Map<PrefixKey, Destination>();
+  readonly #locRib = new PrefixTable<Destination>();
   readonly #local: Peer;
 
   constructor(cfg: RibConfig) {
@@ -190,12 +238,15 @@ export class Rib {
       s.up = true;
       s.adjOut.clear();
       const keep = opts.forwardingPreserved ?? [];
-      this.#dropStale(s, (r) => !keep.includes(keyFamily(r.key)), dirty);
+      this.#dropStale(s, (r) => !keep.includes(r.family), dirty);
     }
     const changes = this.#settle(dirty, peer.id);
     const diff: OutDiff = { withdrawn: [], announced: [] };
     const cache: ExportCache = new Map();
-    for (const [key, d] of this.#locRib) this.#diffOne(s, key, keyPrefix(key), d, diff, cache);
+    for (const d of this.#locRib.values()) {
+      const key = keyOf(d);
+      this.#diffOne(s, key, keyPrefix(key), d, diff, cache);
+    }
     const msgs = packUpdates(diff, peer.codec ?? { as4: true });
     if (opts.endOfRib ?? true) {
       for (const f of peer.families ?? [4, 6])
@@ -257,12 +308,19 @@ export class Rib {
     }
     const id = s.peer.id;
     let staleLeft = false;
-    for (const [key, d] of this.#locRib) {
+    // Collected first: the Loc-RIB table must not change while it is iterated.
+    const gone: StoredRoute[] = [];
+    for (const d of this.#locRib.values()) {
       for (const r of routesOf(d)) {
         if (r.peer.id !== id) continue;
-        if ((all || r.stale) && which(r)) this.#remove(s, key, this.#touch(key, keyPrefix(key), d, dirty));
+        if ((all || r.stale) && which(r)) gone.push(r);
         else if (r.stale) staleLeft = true;
       }
+    }
+    for (const r of gone) {
+      const key = r.key;
+      const d = this.#locRib.get(key);
+      if (d !== undefined) this.#remove(s, key, this.#touch(key, keyPrefix(key), d, dirty));
     }
     if (!staleLeft) delete s.staleDeadline;
   }
@@ -279,22 +337,22 @@ export class Rib {
     if (eor !== undefined) {
       const f = familyOfAfi(eor.afi);
       // RFC 4724 §4.2: End-of-RIB ends the refresh; what was not re-sent is gone.
-      if (f !== undefined && eor.safi === SAFI.UNICAST)
-        this.#dropStale(s, (r) => keyFamily(r.key) === f, dirty);
+      if (f !== undefined && eor.safi === SAFI.UNICAST) this.#dropStale(s, (r) => r.family === f, dirty);
       return this.#settle(dirty);
     }
     const a = u.attributes;
     const withdrawn: CIDR[] = [...u.withdrawn];
     if (a.mpUnreach !== undefined && a.mpUnreach.safi === SAFI.UNICAST)
       withdrawn.push(...a.mpUnreach.withdrawn);
-    const announced: { prefix: CIDR; nextHop: CIDR | undefined }[] = [];
-    for (const p of u.nlri) announced.push({ prefix: p, nextHop: a.nextHop });
-    if (a.mpReach !== undefined && a.mpReach.safi === SAFI.UNICAST) {
-      for (const p of a.mpReach.nlri) announced.push({ prefix: p, nextHop: a.mpReach.nextHops[0] });
-    }
+    // Body NLRI with NEXT_HOP, MP_REACH NLRI with its first (global) next hop; no object per
+    // prefix (a table dump is a million of them).
+    const mp = a.mpReach !== undefined && a.mpReach.safi === SAFI.UNICAST ? a.mpReach : undefined;
+    const announced: [readonly CIDR[], CIDR | undefined][] = [];
+    if (u.nlri.length > 0) announced.push([u.nlri, a.nextHop]);
+    if (mp !== undefined && mp.nlri.length > 0) announced.push([mp.nlri, mp.nextHops[0]]);
     // RFC 7606 §2: treat-as-withdraw applies to every NLRI of the message.
     if (d.treatAsWithdraw !== undefined) {
-      withdrawn.push(...announced.map((x) => x.prefix));
+      for (const [list] of announced) withdrawn.push(...list);
       announced.length = 0;
     }
     // Withdrawals first: a prefix in both fields counts as announced (RFC 4271 §4.3).
@@ -309,34 +367,38 @@ export class Rib {
       // One batch per next hop (body NLRI and MP_REACH may differ); a policy that changes the
       // attributes of one prefix gets that route its own batch.
       let batch: Batch | undefined;
-      for (const { prefix, nextHop } of announced) {
-        let reject: RejectReason | undefined;
-        let attrs: PathAttributes | undefined;
-        if ("reject" in imported) reject = imported.reject;
-        // No next hop, or one of the other family (RFC 8950 is not supported).
-        else if (nextHop?.family !== prefix.family) reject = RejectReason.NO_NEXT_HOP;
-        else if (nextHopIsOurs(s.peer, nextHop) || nextHopIsOurs(this.#local, nextHop))
-          reject = RejectReason.NEXT_HOP_SELF;
-        else {
-          attrs = imported.attributes;
-          const policy = this.#cfg.importPolicy;
-          if (policy !== undefined) {
-            attrs = policy(prefix, attrs, s.peer);
-            if (attrs === undefined) reject = RejectReason.POLICY;
+      for (const [list, nextHop] of announced) {
+        // The next hop's checks hold for the whole list; only the family is per prefix.
+        const nextHopOurs =
+          nextHop !== undefined && (nextHopIsOurs(s.peer, nextHop) || nextHopIsOurs(this.#local, nextHop));
+        for (const prefix of list) {
+          let reject: RejectReason | undefined;
+          let attrs: PathAttributes | undefined;
+          if ("reject" in imported) reject = imported.reject;
+          // No next hop, or one of the other family (RFC 8950 is not supported).
+          else if (nextHop?.family !== prefix.family) reject = RejectReason.NO_NEXT_HOP;
+          else if (nextHopOurs) reject = RejectReason.NEXT_HOP_SELF;
+          else {
+            attrs = imported.attributes;
+            const policy = this.#cfg.importPolicy;
+            if (policy !== undefined) {
+              attrs = policy(prefix, attrs, s.peer);
+              if (attrs === undefined) reject = RejectReason.POLICY;
+            }
           }
+          if (reject !== undefined || attrs === undefined || nextHop === undefined) {
+            s.rejected.set(
+              reject ?? RejectReason.POLICY,
+              (s.rejected.get(reject ?? RejectReason.POLICY) ?? 0) + 1,
+            );
+            // A rejected re-announcement still replaces (withdraws) what the peer said before.
+            this.#withdraw(s, prefix, dirty);
+            continue;
+          }
+          if (batch === undefined || batch.nextHop !== nextHop || batch.attributes !== attrs)
+            batch = { peer: s.peer, attributes: attrs, nextHop, receivedAt };
+          this.#announce(s, prefix, batch, dirty);
         }
-        if (reject !== undefined || attrs === undefined || nextHop === undefined) {
-          s.rejected.set(
-            reject ?? RejectReason.POLICY,
-            (s.rejected.get(reject ?? RejectReason.POLICY) ?? 0) + 1,
-          );
-          // A rejected re-announcement still replaces (withdraws) what the peer said before.
-          this.#withdraw(s, prefix, dirty);
-          continue;
-        }
-        if (batch === undefined || batch.nextHop !== nextHop || batch.attributes !== attrs)
-          batch = { peer: s.peer, attributes: attrs, nextHop, receivedAt };
-        this.#announce(s, prefix, batch, dirty);
       }
     }
     return this.#settle(dirty);
@@ -442,6 +504,15 @@ export class Rib {
     return after?.best === before && after.multipath.length === 1;
   }
 
+  /** Is `before` the same decision as the implied one of a single candidate (`best`, or
+   * undefined when that candidate's next hop is unreachable)? */
+  #sameAsSingle(before: Decision | StoredRoute | undefined, best: StoredRoute | undefined): boolean {
+    if (before instanceof StoredRoute)
+      return this.#decision.nextHopReachable(before.nextHop) ? before === best : best === undefined;
+    if (before === undefined || best === undefined) return before === best;
+    return before.best === best && before.multipath.length === 1;
+  }
+
   /** Re-decide the dirty prefixes; diff every up peer's Adj-RIB-Out (except `skipPeer`, whose
    * table the caller rebuilds). */
   #settle(dirty: DirtySet, skipPeer?: string): RibChanges {
@@ -449,11 +520,21 @@ export class Rib {
     const updates = new Map<string, UpdateMessage[]>();
     if (dirty.size === 0) return { locRib, updates };
     for (const { prefix, before, now: d } of dirty.values()) {
+      if (d instanceof StoredRoute) {
+        // One candidate (a table dump, a peer's own prefixes): its decision is implied, so
+        // compare without building it, and hand out a change that builds it when read.
+        const reachable = this.#decision.nextHopReachable(d.nextHop);
+        if (!this.#sameAsSingle(before, reachable ? d : undefined))
+          locRib.push(
+            reachable ? new SingleRouteChange(prefix, d, this.#decision) : { prefix, nextHops: [] },
+          );
+        continue;
+      }
       let after: Decision | undefined;
       if (d instanceof MultiDest) {
         after = decide(d.routes, this.#decision);
         d.decision = after;
-      } else if (d !== undefined) after = decide([d], this.#decision);
+      }
       if (!this.#same(before, after)) {
         const change: LocRibChange = { prefix, nextHops: after?.multipath.map((r) => r.nextHop) ?? [] };
         if (after !== undefined) change.decision = after;
@@ -521,9 +602,9 @@ export class Rib {
 
   /** Every Loc-RIB entry with a usable best path. */
   *locRib(): IterableIterator<{ prefix: CIDR; decision: Decision }> {
-    for (const [key, d] of this.#locRib) {
+    for (const d of this.#locRib.values()) {
       const decision = this.#decisionOf(d);
-      if (decision !== undefined) yield { prefix: keyPrefix(key), decision };
+      if (decision !== undefined) yield { prefix: keyPrefix(keyOf(d)), decision };
     }
   }
 
