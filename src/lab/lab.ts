@@ -640,7 +640,8 @@ export async function labDown(loc: LabLocation): Promise<LabDownResult> {
   }
   const procs = s?.processes ?? [];
   const live = procs.filter(isOurs);
-  await stopProcesses(live);
+  // The lab is going away with its namespaces and files: no point in a graceful stop.
+  await stopProcesses(live, 300);
   const names = [...new Set([...(s?.netns ?? []), ...existingNetns(loc)])].filter((n) =>
     n.startsWith(loc.prefix),
   );
