@@ -37,11 +37,12 @@ export interface ChildCmd {
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const gc = (globalThis as { gc?: () => void }).gc;
 
-function mem(): { heapUsed: number; rss: number } {
+function mem(): { heapUsed: number; arrayBuffers: number; rss: number } {
   gc?.();
   gc?.();
   const m = process.memoryUsage();
-  return { heapUsed: m.heapUsed, rss: m.rss };
+  // arrayBuffers: typed-array memory lives outside the V8 heap (the RIB's prefix tables).
+  return { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, rss: m.rss };
 }
 
 /** Light enough to call while a million routes arrive: no per-route work. */

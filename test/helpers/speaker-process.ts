@@ -21,7 +21,7 @@ export interface Reply {
   };
   errors?: string[];
   counts?: { locRib: number; up: boolean[]; at: number };
-  mem?: { heapUsed: number; rss: number };
+  mem?: { heapUsed: number; arrayBuffers: number; rss: number };
   best?: BestPath | null;
   wait?: { firstUp?: number; reached?: number; locRib: number };
 }

@@ -306,6 +306,10 @@ export class Rib {
       delete s.staleDeadline;
       return;
     }
+    // Routes only turn stale in peerDown with GR, which sets the deadline; no deadline, no
+    // stale route. Without this, every End-of-RIB (one per family, in the middle of a table
+    // dump) scanned the whole Loc-RIB for nothing.
+    if (!all && s.staleDeadline === undefined) return;
     const id = s.peer.id;
     let staleLeft = false;
     // Collected first: the Loc-RIB table must not change while it is iterated.
