@@ -10,7 +10,7 @@ import type { Chain, MapSpec, MapVerdict } from "../nft/model.js";
 import { MAP, endpointChain, type EndpointChainKind } from "../names.js";
 import type { DataplaneConfig } from "../types.js";
 import { hostEndpointChains, workloadChains } from "./endpoint.js";
-import { ipSetFor, poolSets, type DesiredSet } from "./ipsets.js";
+import { clearMemberCaches, ipSetFor, poolSets, type DesiredSet } from "./ipsets.js";
 import { families, policyChains, profileChains, referencedSets, type PolicyRenderOptions } from "./policy.js";
 import { staticChains } from "./static.js";
 
@@ -120,6 +120,7 @@ export class DesiredTable {
     for (const id of state.policies.keys()) this.refreshPolicy(state, id, t);
     for (const id of state.profiles.keys()) this.refreshProfile(state, id, t);
     for (const key of state.endpoints.keys()) this.refreshEndpoint(state, key, t);
+    clearMemberCaches();
   }
 
   /** Apply one flush's changes; returns the names whose desired content may have changed. */
@@ -155,6 +156,7 @@ export class DesiredTable {
     }
     if (hepsChanged) this.refreshStatic(state, t);
     if (changes.pools.size > 0) this.refreshPools(state, t);
+    clearMemberCaches();
     return t;
   }
 
