@@ -150,6 +150,33 @@ describe("encodeTransaction", () => {
       assert.ok(ours.has(hex), `nft message ${i} not in our batch:\n${hex}`);
   });
 
+  it("writes the same bytes into caller-provided memory, releasing what it outgrows", () => {
+    // Many interval elements: more bytes than the writer's first guess, so it grows.
+    const elements = Array.from({ length: 3000 }, (_, i) => `fd00:19::${i.toString(16)}:0/112`);
+    const tx: Transaction = {
+      ops: [
+        { op: "add-set", set: { name: "v6", keyType: "ipv6_addr", interval: true } },
+        { op: "add-elements", set: "v6", elements },
+        ...everyKindTransaction().ops,
+      ],
+    };
+    const live = new Set<Buffer>();
+    let allocs = 0;
+    const memory = {
+      alloc: (n: number) => {
+        allocs++;
+        const b = Buffer.alloc(n);
+        live.add(b);
+        return b;
+      },
+      release: (b: Buffer) => assert.ok(live.delete(b), "released twice or unknown"),
+    };
+    const got = encodeTransaction(tx, new Map(), 1, memory);
+    assert.deepEqual(got.bytes, encodeTransaction(tx, new Map()).bytes);
+    assert.ok(allocs > 1, `grew (${allocs} allocations)`);
+    assert.equal(live.size, 1, "every outgrown buffer released; the result's own is the caller's");
+  });
+
   it("frames one batch: BEGIN, consecutive sequence numbers, one ACK on the last message, END", () => {
     const b = encodeTransaction(everyKindTransaction(), new Map(), 100);
     const all: { type: number; flags: number; seq: number }[] = [];

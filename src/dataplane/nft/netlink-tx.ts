@@ -50,6 +50,7 @@ import {
   strz,
   u32attr,
   type Attr,
+  type BatchMemory,
   type EncodedBatch,
 } from "./netlink.js";
 
@@ -233,17 +234,19 @@ interface CompiledRule {
 }
 
 /**
- * Encode `tx` (pure). `known` gives the sets/maps that exist before the transaction (their key
+ * Encode `tx` (pure). `memory`: where the batch buffer comes from (default: the JS heap).
+ * `known` gives the sets/maps that exist before the transaction (their key
  * types, for element encoding). Throws UnsupportedNetlinkError for anything it cannot express.
  */
 export function encodeTransaction(
   tx: Transaction,
   known: ReadonlyMap<string, ElementTarget>,
   firstSeq = 1,
+  memory?: BatchMemory,
 ): EncodedTransaction {
   let seq = firstSeq;
   // Everything is written into one buffer as it is encoded (netlink.ts BatchWriter).
-  const w = new BatchWriter(estimateBytes(tx));
+  const w = new BatchWriter(estimateBytes(tx), memory);
   w.endMessage(w.beginMessage(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES));
   const beginSeq = seq++;
   /** The op index of each message, by seq - firstSeq - 1. */

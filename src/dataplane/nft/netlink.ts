@@ -92,6 +92,20 @@ function writeAttr(buf: Buffer, off: number, a: Attr): number {
 }
 
 /**
+ * Where a batch writer's buffer comes from. The default is an ordinary Buffer; `NftCli` writes a
+ * big batch into memory it frees as soon as the batch is sent (`Libc.nativeMemory`): a 21 MiB
+ * cold-start batch in a Buffer stayed resident until a later major GC, which an idle agent may
+ * not run for a long time.
+ */
+export interface BatchMemory {
+  alloc(bytes: number): Buffer;
+  /** The buffer is not used any more (every view of it is dead after this). */
+  release(buf: Buffer): void;
+}
+
+const heapMemory: BatchMemory = { alloc: (n) => Buffer.allocUnsafe(n), release: () => {} };
+
+/**
  * Writes a batch straight into one growing buffer: messages and (nested) attributes are opened,
  * filled and closed in place, their lengths patched when they close. A cold-start batch is
  * ~21 MiB in ~130,000 messages; building a Buffer or an attribute tree per message, then
@@ -102,8 +116,11 @@ export class BatchWriter {
   private buf: Buffer;
   private off = 0;
 
-  constructor(initialBytes = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+  constructor(
+    initialBytes = 64 * 1024,
+    private readonly memory: BatchMemory = heapMemory,
+  ) {
+    this.buf = memory.alloc(initialBytes);
   }
 
   get length(): number {
@@ -114,8 +131,9 @@ export class BatchWriter {
     if (this.off + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.off + n) size *= 2;
-    const b = Buffer.allocUnsafe(size);
+    const b = this.memory.alloc(size);
     this.buf.copy(b, 0, 0, this.off);
+    this.memory.release(this.buf);
     this.buf = b;
   }
 
@@ -294,6 +312,8 @@ export interface Libc {
   close: (fd: number) => number;
   setns: (fd: number, nstype: number) => number;
   errno: () => number;
+  /** Batch memory outside the JS heap, freed on release; `releaseAll` frees what is left. */
+  nativeMemory: () => BatchMemory & { releaseAll(): void };
 }
 
 let libcPromise: Promise<Libc | undefined> | undefined;
@@ -314,6 +334,27 @@ export function loadLibc(): Promise<Libc | undefined> {
         close: f("int close(int)"),
         setns: f("int setns(int, int)"),
         errno: () => koffi.errno(),
+        nativeMemory: () => {
+          const live = new Map<Buffer, unknown>();
+          const release = (b: Buffer): void => {
+            const p = live.get(b);
+            if (p === undefined) return;
+            live.delete(b);
+            koffi.free(p);
+          };
+          return {
+            alloc: (n: number) => {
+              const p: unknown = koffi.alloc("uint8_t", n);
+              const b = Buffer.from(koffi.view(p, n));
+              live.set(b, p);
+              return b;
+            },
+            release,
+            releaseAll: () => {
+              for (const b of [...live.keys()]) release(b);
+            },
+          };
+        },
       };
     } catch {
       return undefined;

@@ -29,6 +29,9 @@ import {
 
 export const NFT_LIST_FAILED = "NFT_LIST_FAILED";
 
+/** Transactions with more ops than this are encoded into native memory (freed when sent). */
+const NATIVE_BATCH_OPS = 1000;
+
 export interface NftCliOptions {
   /** Network namespace (name or path); undefined: the caller's. */
   netns?: string;
@@ -197,8 +200,10 @@ export class NftCli implements Nft {
       this.lastFallbackReason = "koffi (libc) is not available";
       return false;
     }
+    // A big batch (a cold start: ~21 MiB) lives outside the JS heap and is freed once sent.
+    const memory = tx.ops.length > NATIVE_BATCH_OPS ? libc.nativeMemory() : undefined;
     try {
-      const batch = encodeTransaction(tx, this.targets);
+      const batch = encodeTransaction(tx, this.targets, 1, memory);
       sendBatch(libc, this.netns, batch);
       this.lastScriptBytes = batch.bytes.length;
       this.targets.clear();
@@ -212,6 +217,9 @@ export class NftCli implements Nft {
       // Nothing was applied (the kernel aborts a failed batch); nft -f applies or explains.
       this.lastFallbackReason = e.message;
       return false;
+    } finally {
+      // `batch.bytes` is not referenced past this point.
+      memory?.releaseAll();
     }
   }
 
