@@ -131,7 +131,9 @@ export async function connectivityMatrix(
           return { ...cell, ok: false, detail: `probe agent down (${c?.message ?? "?"})` };
         if (to.addr === undefined) return { ...cell, ok: false, detail: "no address" };
         for (let attempt = 0; attempt < 100; attempt++) {
-          const r = await c.probe({ proto, addr: to.addr, port, timeoutMs });
+          // A retry waits longer: on a loaded machine an allowed probe can miss a short timeout.
+          const t = attempt === 0 ? timeoutMs : Math.min(timeoutMs * 4, 3000);
+          const r = await c.probe({ proto, addr: to.addr, port, timeoutMs: t });
           if (r.ok) return { ...cell, ok: true, detail: r.peer ?? "" };
           const denied = opts.expect?.(from.name, to.name) === false;
           if (denied || Date.now() >= deadline) return { ...cell, ok: false, detail: r.error ?? "failed" };

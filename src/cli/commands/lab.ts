@@ -116,7 +116,8 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
       )
       .option("--no-probe", "skip the connectivity matrix"),
   ).action(async (o: LabFlags & { output: "table" | "json"; probe: boolean }) => {
-    const st = await labStatus(location(o), { probe: o.probe });
+    // A failed probe the demo policy allows is re-sent for up to 3 s (a loaded machine).
+    const st = await labStatus(location(o), { probe: o.probe, settleMs: 3000 });
     ctx.out(o.output === "json" ? JSON.stringify(st, null, 2) : formatStatus(st));
   });
 
