@@ -12,8 +12,12 @@
  *     |  cali…            |  cali…          |  cali…
  *   frontend           backend, client     db             workload namespaces (CNI), 198.19.0.0/16
  *
+ * calico-apiserver serves the datastore on 198.18.0.254:5473 in the fabric namespace. With
+ * `--tor` the mesh is off and every host peers with a BIRD route reflector (lab-tor.ts).
+ *
  * Everything made is recorded in the state file (lab-state.ts) before it is made, and every
  * namespace carries the lab's prefix, so `labDown` removes all of it even after a crash.
+ * docs/lab.md has the details.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
