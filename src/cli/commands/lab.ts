@@ -104,6 +104,15 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
       ctx.out(`Lab "${loc.name}" up in ${(r.ms / 1000).toFixed(1)} s.`);
       ctx.out("");
       ctx.out(nextSteps(st, cliName(), nameFlag(loc, o)));
+      // Up, but not as it should be: say so in the exit code too (scripts/main.sh stops there).
+      const wrong = st.matrices.flatMap((m) =>
+        m.cells.filter((c) => c.expected !== undefined && c.expected !== c.ok),
+      );
+      if (r.notConverged.length > 0 || wrong.length > 0)
+        throw new CalicoError(
+          "LAB_NOT_HEALTHY",
+          `Lab "${loc.name}" is up but ${r.notConverged.length > 0 ? "did not converge" : `${wrong.length} probe(s) differ from the demo policy`}; it is left as it is for a look (lab status), lab down removes it`,
+        );
     },
   );
 
