@@ -193,9 +193,14 @@ async function main(): Promise<void> {
       { name: `floor: nsenter + node -e 0 (${base.length}) CPU p50`, value: b.cpu.p50, unit: "ms cpu" },
     );
     out.push(...rows("ADD installed (bundle)", add, b, true));
-    out.push(...rows("ADD ES modules (before)", addEsm, b));
+    // The like-for-like comparison: the runs interleaved with the ES-module ones (the host
+    // has as many interfaces, the pools as many allocations, the machine the same load).
+    out.push(...rows("ADD installed (bundle), interleaved", add.slice(0, addEsm.length), b));
+    out.push(...rows("ADD ES modules (before), interleaved", addEsm, b));
+    out.push(...rows("ADD installed (bundle), last 40", add.slice(-40), b));
     out.push(...rows("DEL installed (bundle)", del, b));
-    out.push(...rows("DEL ES modules (before)", delEsm, b));
+    out.push(...rows("DEL installed (bundle), interleaved", del.slice(0, delEsm.length), b));
+    out.push(...rows("DEL ES modules (before), interleaved", delEsm, b));
 
     // Concurrent, installed.
     const conc: Invocation[] = [];

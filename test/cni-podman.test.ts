@@ -430,6 +430,17 @@ describe("podman on two calico-ts hosts", { skip }, () => {
             : undefined;
         });
       }
+      // What the kernel actually picks: straight to the owner over the underlay, no tunnel.
+      for (const [addr, gw] of [
+        [c.v4, gw4],
+        [c.v6, gw6],
+      ] as const) {
+        const got = JSON.parse(
+          await runOk("ip", ["-j", "route", "get", addr], { netns: via.netns }),
+        ) as KernelRoute[];
+        assert.equal(got[0]?.gateway, gw, `${via.name}: route get ${addr}: ${JSON.stringify(got)}`);
+        assert.equal(got[0]?.dev, "eth0");
+      }
       // The owner routes to it over its cali interface.
       const own = await routesOf(other, 4);
       assert.ok(
