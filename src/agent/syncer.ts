@@ -44,6 +44,8 @@ export interface SyncerOptions {
 }
 
 const DEFAULT_BACKOFF = { initialMs: 100, maxMs: 5_000 };
+/** Updates per batch when a listing is delivered. */
+const LIST_BATCH = 500;
 
 /** Parse a stored value; unparsable text becomes null (absent), with a warning. */
 export function parseValue(key: string, text: string, log: Logger): unknown {
@@ -163,26 +165,36 @@ export class Syncer {
     if (this.stopped) return;
     const first = !p.listed;
     if (!first) this.resyncs++;
-    const updates: KVUpdate[] = [];
+    // Emitted before our state moves: a consumer that throws gets the differences again on
+    // the next attempt (a replay of what it already took, which consumers tolerate). In batches
+    // of LIST_BATCH: parsed values of a 12,000-key listing held all at once, beside the raw
+    // text and the calculation being built, made the agent's heap peak (and stay) larger.
+    let batch: KVUpdate[] = [];
+    let emitted = 0;
+    const emit = (): void => {
+      this.callbacks.onUpdates(batch);
+      emitted += batch.length;
+      batch = [];
+    };
     const seen = new Set<string>();
     for (const kv of items) {
       seen.add(kv.key);
       if (p.known.get(kv.key) === kv.modRevision) continue; // unchanged since we emitted it
-      updates.push({ key: kv.key, value: parseValue(kv.key, kv.value, this.log) });
+      batch.push({ key: kv.key, value: parseValue(kv.key, kv.value, this.log) });
+      if (batch.length >= LIST_BATCH) emit();
     }
-    for (const key of p.known.keys()) if (!seen.has(key)) updates.push({ key, value: null });
+    for (const key of p.known.keys()) if (!seen.has(key)) batch.push({ key, value: null });
+    // A re-list that finds nothing changed still reports a batch (empty) when it moves the
+    // delivered revision, so a consumer that records the revision it covers (the agent's
+    // appliedRevision) catches up with it.
+    const advances = revision > p.revision && !first;
+    if (batch.length > 0 || (emitted === 0 && advances)) emit();
     this.log.info(first ? "Listed" : "Re-listed", {
       prefix: p.prefix,
       revision,
       keys: items.length,
-      updates: updates.length,
+      updates: emitted,
     });
-    // Emitted before our state moves: a consumer that throws gets the differences again on
-    // the next attempt. A re-list that finds nothing changed still reports a batch (empty) when
-    // it moves the delivered revision, so a consumer that records the revision it covers (the
-    // agent's appliedRevision) catches up with it.
-    const advances = revision > p.revision && !first;
-    if (updates.length > 0 || advances) this.callbacks.onUpdates(updates);
     for (const kv of items) p.known.set(kv.key, kv.modRevision);
     for (const key of [...p.known.keys()]) if (!seen.has(key)) p.known.delete(key);
     p.revision = revision;
