@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUNDLE_FILES, moduleGraph, writeBundle } from "./bundle.js";
@@ -77,5 +77,28 @@ describe("the CNI bundle", () => {
     const err = JSON.parse(status.stdout) as { code: number; msg: string };
     assert.equal(err.code, 50, err.msg);
     assert.match(err.msg, /nosuch:\/\/x/);
+  });
+
+  it("runs the checkout's ES modules, with a warning, when a bundled module changed since install", () => {
+    const loader = join(dir, BUNDLE_FILES.loader);
+    const text = readFileSync(loader, "utf8");
+    // As if src/cni/types.js had been rebuilt: its recorded size no longer matches.
+    const edited = text.replace(
+      /(\["src\/cni\/types\.js",[\d.]+,)(\d+)\]/,
+      (_, a: string, n: string) => `${a}${Number(n) + 1}]`,
+    );
+    assert.notEqual(edited, text);
+    writeFileSync(loader, edited);
+    try {
+      const v = runLoader({ CNI_COMMAND: "VERSION" }, '{"cniVersion":"1.0.0"}');
+      assert.equal(v.status, 0, v.stderr);
+      assert.equal((JSON.parse(v.stdout) as { cniVersion: string }).cniVersion, "1.0.0");
+      assert.match(
+        v.stderr,
+        /src\/cni\/types\.js changed since `calicoctl cni install`; running the ES modules/,
+      );
+    } finally {
+      writeFileSync(loader, text);
+    }
   });
 });

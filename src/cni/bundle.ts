@@ -17,7 +17,7 @@
  * wrappers that run the ES-module executables.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -152,7 +152,7 @@ return { load };
 }
 
 /** The loader the wrappers run: `node calico-ts-cni.cjs <calico|calico-ipam>`, or `--warm`. */
-function loaderSource(): string {
+function loaderSource(stamps: [string, number, number][]): string {
   return `#!/usr/bin/env node
 "use strict";
 // calico-ts CNI plugins, bundled by \`calicoctl cni install\` from ${JSON.stringify(DIST_ROOT)}.
@@ -166,6 +166,28 @@ const DIST = ${JSON.stringify(DIST_ROOT)};
 const MODULES = path.join(__dirname, ${JSON.stringify(BUNDLE_FILES.modules)});
 const CACHE = path.join(__dirname, ${JSON.stringify(BUNDLE_FILES.cache)});
 const WARM = path.join(__dirname, ${JSON.stringify(BUNDLE_FILES.warmMarker)});
+// The compiled modules as they were at install ([id, mtimeMs, size]). If the checkout was rebuilt
+// since, the bundle is stale: run the ES modules of the checkout (correct, slower) and say so.
+const STAMPS = ${JSON.stringify(stamps)};
+const stale = STAMPS.find(([id, mtime, size]) => {
+  try {
+    const st = fs.statSync(path.join(DIST, id));
+    return st.mtimeMs !== mtime || st.size !== size;
+  } catch {
+    return true;
+  }
+});
+if (stale !== undefined && process.argv[2] !== "--warm") {
+  process.stderr.write(
+    "calico-ts CNI: " + stale[0] + " changed since \`calicoctl cni install\`; running the ES modules (reinstall for the fast path)\\n",
+  );
+  import(pathToFileURL(path.join(DIST, ${JSON.stringify(ENTRY_ID)})).href)
+    .then((m) => m.runExecutable(process.argv[2]))
+    .then((code) => {
+      process.exitCode = code;
+    });
+  return;
+}
 let cachedData;
 try {
   cachedData = fs.readFileSync(CACHE);
@@ -219,6 +241,10 @@ export function writeBundle(dir: string, node = process.execPath): BundleResult 
   const ts = loadTypeScript();
   if (ts === undefined) return undefined;
   const ids = moduleGraph();
+  const stamps = ids.map((id): [string, number, number] => {
+    const st = statSync(join(DIST_ROOT, id));
+    return [id, st.mtimeMs, st.size];
+  });
   const write = (name: string, text: string, mode: number): string => {
     const path = join(dir, name);
     const tmp = `${path}.tmp-${process.pid}`;
@@ -228,7 +254,7 @@ export function writeBundle(dir: string, node = process.execPath): BundleResult 
   };
   const files = [
     write(BUNDLE_FILES.modules, bundleSource(ts, ids), 0o644),
-    write(BUNDLE_FILES.loader, loaderSource(), 0o755),
+    write(BUNDLE_FILES.loader, loaderSource(stamps), 0o755),
   ];
   rmSync(join(dir, BUNDLE_FILES.cache), { force: true });
   const warm = spawnSync(node, [join(dir, BUNDLE_FILES.loader), "--warm"], { encoding: "utf8" });
