@@ -312,11 +312,22 @@ export interface Libc {
   close: (fd: number) => number;
   setns: (fd: number, nstype: number) => number;
   errno: () => number;
+  /** glibc's malloc_trim(0): give freed heap memory back to the system (undefined elsewhere). */
+  mallocTrim?: () => void;
   /** Batch memory outside the JS heap, freed on release; `releaseAll` frees what is left. */
   nativeMemory: () => BatchMemory & { releaseAll(): void };
 }
 
 let libcPromise: Promise<Libc | undefined> | undefined;
+
+function mallocTrim(lib: { func: (decl: string) => unknown }): Pick<Libc, "mallocTrim"> {
+  try {
+    const trim = lib.func("int malloc_trim(size_t)") as (pad: number) => number;
+    return { mallocTrim: () => void trim(0) };
+  } catch {
+    return {}; // not glibc
+  }
+}
 
 /** libc through koffi, or undefined when koffi (an optional native package) cannot load. */
 export function loadLibc(): Promise<Libc | undefined> {
@@ -334,6 +345,7 @@ export function loadLibc(): Promise<Libc | undefined> {
         close: f("int close(int)"),
         setns: f("int setns(int, int)"),
         errno: () => koffi.errno(),
+        ...mallocTrim(lib),
         nativeMemory: () => {
           const live = new Map<Buffer, unknown>();
           const release = (b: Buffer): void => {

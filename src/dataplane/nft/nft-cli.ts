@@ -204,6 +204,7 @@ export class NftCli implements Nft {
     const memory = tx.ops.length > NATIVE_BATCH_OPS ? libc.nativeMemory() : undefined;
     try {
       const batch = encodeTransaction(tx, this.targets, 1, memory);
+      if (memory !== undefined) libc.mallocTrim?.();
       sendBatch(libc, this.netns, batch);
       this.lastScriptBytes = batch.bytes.length;
       this.targets.clear();
