@@ -9,3 +9,4 @@ export { decodeUpdate, endOfRib, endOfRibFamily, isEndOfRib } from "./update.js"
 export { openPeerAS } from "./open.js";
 export { CapabilityCode } from "./capabilities.js";
 export { describeNotification } from "./notification.js";
+export { prefixCount, type WirePrefixes, wirePrefixes } from "./nlri.js";

@@ -74,3 +74,77 @@ export function decodePrefixes(
   }
   return out;
 }
+
+/** Check a run of prefixes in `b[start, end)` without building them: their count, or why
+ * the field is syntactically incorrect (the same reasons as `decodePrefixes`). */
+export function countPrefixes(
+  b: Uint8Array,
+  start: number,
+  end: number,
+  family: IPFamily,
+): number | { error: string } {
+  const bits = familyBits(family);
+  let n = 0;
+  let at = start;
+  while (at < end) {
+    const prefix = b[at] ?? 0;
+    if (prefix > bits) return { error: `prefix length ${prefix} is longer than ${bits}` };
+    const octets = Math.ceil(prefix / 8);
+    if (at + 1 + octets > end) {
+      return { error: `a /${prefix} needs ${octets} octets but only ${end - at - 1} remain` };
+    }
+    n++;
+    at += 1 + octets;
+  }
+  return n;
+}
+
+/** The octets of an NLRI field not decoded yet (already checked by `countPrefixes`). */
+export interface WirePrefixes {
+  /** A copy: the reader's buffers are reused. */
+  bytes: Uint8Array;
+  family: IPFamily;
+  count: number;
+}
+
+const WIRE = Symbol("wire prefixes");
+type WithWire = { [WIRE]?: Partial<Record<string, WirePrefixes>> };
+
+/**
+ * Make `obj[prop]` the prefixes of `wire`, decoded into CIDRs (one object and a BigInt each)
+ * only when first read; until then `wirePrefixes` hands the octets to a reader that can do
+ * without CIDRs — the RIB, for which a million-route table dump is otherwise a million CIDRs
+ * and BigInts to build and collect. To everything else the property is a plain array:
+ * enumerable, decoded on first read, then an ordinary data property.
+ */
+export function lazyPrefixes(obj: object, prop: string, wire: WirePrefixes): void {
+  const o = obj as WithWire & Record<string, unknown>;
+  if (o[WIRE] === undefined) Object.defineProperty(o, WIRE, { value: {}, enumerable: false });
+  o[WIRE]![prop] = wire;
+  const settle = (value: unknown) => {
+    delete o[WIRE]![prop];
+    Object.defineProperty(o, prop, { value, writable: true, enumerable: true, configurable: true });
+  };
+  Object.defineProperty(o, prop, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const v = decodePrefixes(wire.bytes, 0, wire.bytes.length, wire.family) as CIDR[];
+      settle(v);
+      return v;
+    },
+    set(value: unknown) {
+      settle(value);
+    },
+  });
+}
+
+/** The octets behind `obj[prop]` if it is still undecoded (see `lazyPrefixes`). */
+export function wirePrefixes(obj: object, prop: string): WirePrefixes | undefined {
+  return (obj as WithWire)[WIRE]?.[prop];
+}
+
+/** How many prefixes `obj[prop]` holds, without decoding them. */
+export function prefixCount(obj: object, prop: string): number {
+  return wirePrefixes(obj, prop)?.count ?? ((obj as Record<string, unknown>)[prop] as unknown[]).length;
+}

@@ -5,10 +5,10 @@
  * do not add up (§4), syntactically incorrect NLRI or withdrawn routes (§5.3), malformed or
  * repeated MP_* (§3 g, §7.11) and unrecognized well-known attributes (RFC 4271 §6.3).
  */
-import { ByteWriter, readU16 } from "./wire.js";
+import { ByteWriter, copyBytes, readU16 } from "./wire.js";
 import { decodePathAttributes, encodePathAttributes } from "./attributes/path-attributes.js";
 import { BgpEncodeError, BgpError } from "./errors.js";
-import { decodePrefixes, encodePrefixes } from "./nlri.js";
+import { countPrefixes, decodePrefixes, encodePrefixes, lazyPrefixes, prefixCount } from "./nlri.js";
 import {
   AFI,
   type AfiSafi,
@@ -44,12 +44,13 @@ export function decodeUpdate(b: Uint8Array, ctx: CodecContext): DecodedUpdate {
   const withdrawn = decodePrefixes(b, 2, 2 + wl, 4);
   if ("error" in withdrawn)
     throw fatal(UpdateSubcode.INVALID_NETWORK_FIELD, `withdrawn routes: ${withdrawn.error}`);
-  const nlri = decodePrefixes(b, attrStart + tal, b.length, 4);
-  if ("error" in nlri) throw fatal(UpdateSubcode.INVALID_NETWORK_FIELD, `NLRI: ${nlri.error}`);
-  const a = decodePathAttributes(b, attrStart, attrStart + tal, ctx, nlri.length > 0);
-  const out: DecodedUpdate = {
-    update: { type: MessageType.UPDATE, withdrawn, attributes: a.attributes, nlri },
-  };
+  // Checked now (an error resets the session), decoded when read (see lazyPrefixes).
+  const count = countPrefixes(b, attrStart + tal, b.length, 4);
+  if (typeof count !== "number") throw fatal(UpdateSubcode.INVALID_NETWORK_FIELD, `NLRI: ${count.error}`);
+  const a = decodePathAttributes(b, attrStart, attrStart + tal, ctx, count > 0);
+  const update: UpdateMessage = { type: MessageType.UPDATE, withdrawn, attributes: a.attributes, nlri: [] };
+  if (count > 0) lazyPrefixes(update, "nlri", { bytes: copyBytes(b, attrStart + tal), family: 4, count });
+  const out: DecodedUpdate = { update };
   if (a.treatAsWithdraw !== undefined) out.treatAsWithdraw = a.treatAsWithdraw;
   if (a.discarded.length > 0) out.discarded = a.discarded;
   return out;
@@ -76,7 +77,7 @@ export function endOfRib(afi: number, safi: number): UpdateMessage {
 
 /** Which family this End-of-RIB marker closes, or undefined if it is not one. */
 export function endOfRibFamily(u: UpdateMessage): AfiSafi | undefined {
-  if (u.withdrawn.length > 0 || u.nlri.length > 0) return undefined;
+  if (u.withdrawn.length > 0 || prefixCount(u, "nlri") > 0) return undefined;
   const keys = Object.entries(u.attributes).filter(([, v]) => v !== undefined);
   if (keys.length === 0) return { afi: AFI.IPV4, safi: SAFI.UNICAST };
   const mp = u.attributes.mpUnreach;

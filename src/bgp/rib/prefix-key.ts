@@ -21,35 +21,70 @@ const wordIndex = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => {
   const k = i % 4;
   return half * 4 + (LITTLE ? 3 - k : k);
 });
-const w = (i: number): number => words[wordIndex[i]!]!;
+/** The 16-bit words of the IPv6 key being built, most significant first. */
+const w16 = new Uint16Array(8);
 
 export function prefixKey(c: CIDR): PrefixKey {
   if (c.family === 4) return Number(c.addr) * 33 + c.prefix;
   halves[0] = c.addr >> 64n;
   halves[1] = BigInt.asUintN(64, c.addr);
+  for (let i = 0; i < 8; i++) w16[i] = words[wordIndex[i]!]!;
+  return v6Key(c.prefix);
+}
+
+/**
+ * The key of a prefix as it is on the wire (RFC 4271 §4.3: its length octet is `len`, its
+ * `ceil(len / 8)` address octets start at `b[at]`; bits past the length are masked off), the
+ * same as `prefixKey` of the decoded CIDR, without building the CIDR or a BigInt.
+ */
+export function wireKey(b: Uint8Array, at: number, len: number, family: 4 | 6): PrefixKey {
+  const octets = (len + 7) >> 3;
+  if (family === 4) {
+    let a = 0;
+    for (let j = 0; j < 4; j++) a = a * 256 + (j < octets ? b[at + j]! : 0);
+    // Mask the host bits in double arithmetic (no 32-bit sign trouble).
+    const host = 2 ** (32 - len);
+    return (a - (a % host)) * 33 + len;
+  }
+  for (let i = 0; i < 8; i++) {
+    const keep = len - 16 * i; // bits of this word inside the prefix
+    if (keep <= 0) {
+      w16[i] = 0;
+      continue;
+    }
+    const hi = 2 * i < octets ? b[at + 2 * i]! : 0;
+    const lo = 2 * i + 1 < octets ? b[at + 2 * i + 1]! : 0;
+    const v = (hi << 8) | lo;
+    w16[i] = keep >= 16 ? v : v & (0xffff << (16 - keep));
+  }
+  return v6Key(len);
+}
+
+/** The IPv6 key of `w16` and a length: trailing zero words dropped, one call with the words
+ * as arguments (no intermediate array or string). */
+function v6Key(p: number): string {
+  const w = w16;
   let end = 8;
-  while (end > 0 && w(end - 1) === 0) end--;
-  const p = c.prefix;
-  // One call with the words as arguments: no intermediate array or string.
+  while (end > 0 && w[end - 1] === 0) end--;
   switch (end) {
     case 0:
       return String.fromCharCode(p);
     case 1:
-      return String.fromCharCode(p, w(0));
+      return String.fromCharCode(p, w[0]!);
     case 2:
-      return String.fromCharCode(p, w(0), w(1));
+      return String.fromCharCode(p, w[0]!, w[1]!);
     case 3:
-      return String.fromCharCode(p, w(0), w(1), w(2));
+      return String.fromCharCode(p, w[0]!, w[1]!, w[2]!);
     case 4:
-      return String.fromCharCode(p, w(0), w(1), w(2), w(3));
+      return String.fromCharCode(p, w[0]!, w[1]!, w[2]!, w[3]!);
     case 5:
-      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4));
+      return String.fromCharCode(p, w[0]!, w[1]!, w[2]!, w[3]!, w[4]!);
     case 6:
-      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4), w(5));
+      return String.fromCharCode(p, w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!);
     case 7:
-      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4), w(5), w(6));
+      return String.fromCharCode(p, w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!, w[6]!);
     default:
-      return String.fromCharCode(p, w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
+      return String.fromCharCode(p, w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!, w[6]!, w[7]!);
   }
 }
 

@@ -19,6 +19,7 @@ const MAX_LOAD = 0.75;
 /** One family's table: `words` 32-bit words of address per slot, plus the prefix length. */
 class Table<V> {
   readonly #words: number;
+  readonly #seed: number;
   #cap = MIN_CAPACITY;
   #mask = MIN_CAPACITY - 1;
   /** 0 = empty, else prefix length + 1. */
@@ -27,8 +28,9 @@ class Table<V> {
   #vals: (V | undefined)[] = slots<V>(MIN_CAPACITY);
   size = 0;
 
-  constructor(words: number) {
+  constructor(words: number, seed: number) {
     this.#words = words;
+    this.#seed = seed;
     this.#addr = new Int32Array(MIN_CAPACITY * words);
   }
 
@@ -36,7 +38,7 @@ class Table<V> {
    * go. */
   find(k: Int32Array, len: number): number {
     const w = this.#words;
-    let i = hash(k, w, len) & this.#mask;
+    let i = hashAt(k, 0, w, len, this.#seed) & this.#mask;
     for (;;) {
       const l = this.#lens[i]!;
       if (l === 0) return -1 - i;
@@ -68,7 +70,7 @@ class Table<V> {
 
   #place(k: Int32Array, at: number, len: number, v: V): void {
     const w = this.#words;
-    let i = hashAt(k, at, w, len) & this.#mask;
+    let i = hashAt(k, at, w, len, this.#seed) & this.#mask;
     while (this.#lens[i] !== 0) i = (i + 1) & this.#mask;
     this.#lens[i] = len + 1;
     for (let j = 0; j < w; j++) this.#addr[i * w + j] = k[at + j]!;
@@ -102,7 +104,7 @@ class Table<V> {
       j = (j + 1) & mask;
       const l = this.#lens[j]!;
       if (l === 0) break;
-      const home = hashAt(this.#addr, j * w, w, l - 1) & mask;
+      const home = hashAt(this.#addr, j * w, w, l - 1, this.#seed) & mask;
       // Move j into the hole unless its home lies cyclically in (hole, j].
       const stays = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (stays) continue;
@@ -117,6 +119,14 @@ class Table<V> {
   }
 
   clear(): void {
+    if (this.size === 0) return;
+    if (this.#cap <= 4096) {
+      // Small (one UPDATE's worth): keep the arrays, empty them.
+      this.#lens.fill(0);
+      this.#vals.fill(undefined);
+      this.size = 0;
+      return;
+    }
     this.#cap = MIN_CAPACITY;
     this.#mask = MIN_CAPACITY - 1;
     this.#lens = new Uint8Array(MIN_CAPACITY);
@@ -144,13 +154,12 @@ function slots<V>(n: number): (V | undefined)[] {
   return new Array<V | undefined>(n);
 }
 
-function hash(k: Int32Array, w: number, len: number): number {
-  return hashAt(k, 0, w, len);
-}
-
-/** A multiplicative mix of the words and the length (murmur3's finalizer at the end). */
-function hashAt(k: Int32Array, at: number, w: number, len: number): number {
-  let h = Math.imul(len + 1, 0x9e3779b1);
+/** A multiplicative mix of the words and the length (murmur3's finalizer at the end). The
+ * seed differs per table: a table filled in another table's slot order (the prefixes one
+ * operation touches, when a peer with a million routes goes down) would otherwise receive its
+ * keys sorted by hash, the worst case of linear probing (that took seconds). */
+function hashAt(k: Int32Array, at: number, w: number, len: number, seed: number): number {
+  let h = Math.imul((len + 1) ^ seed, 0x9e3779b1);
   for (let j = 0; j < w; j++) h = Math.imul(h ^ k[at + j]!, 0x85ebca6b) ^ (h >>> 13);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -165,15 +174,20 @@ function same(a: Int32Array, at: number, k: Int32Array, w: number): boolean {
 }
 
 /** `PrefixKey` → V, the subset of `Map` the RIB uses. */
+/** Seeds for new tables: distinct per table, the same sequence in every run (iteration order
+ * stays reproducible). */
+let nextSeed = 0x2545f491;
+
 export class PrefixTable<V> {
-  readonly #v4 = new Table<V>(1);
-  readonly #v6 = new Table<V>(4);
+  readonly #v4 = new Table<V>(1, (nextSeed = Math.imul(nextSeed, 0x5851f42d) + 1));
+  readonly #v6 = new Table<V>(4, (nextSeed = Math.imul(nextSeed, 0x5851f42d) + 1));
   /** The parsed key of the last operation (no allocation per lookup). */
   readonly #k = new Int32Array(4);
   #len = 0;
   /** The last lookup, valid until the table changes shape (insert, delete, clear). */
   #lastKey: PrefixKey | undefined;
-  #last: { t: Table<V>; slot: number } | undefined;
+  #lastT: Table<V> | undefined;
+  #lastSlot = -1;
 
   get size(): number {
     return this.#v4.size + this.#v6.size;
@@ -190,47 +204,50 @@ export class PrefixTable<V> {
     return this.#v6;
   }
 
-  /** Find `key`, remembering the result: the RIB's `get` then `set` of one key probes once. */
-  #find(key: PrefixKey): { t: Table<V>; slot: number } {
-    if (key !== this.#lastKey || this.#last === undefined) {
+  /** Find `key` (its table in #lastT, the result in #lastSlot), remembering it: the RIB's
+   * `get` then `set` of one key probes once. */
+  #find(key: PrefixKey): number {
+    if (key !== this.#lastKey || this.#lastT === undefined) {
       const t = this.#parse(key);
-      this.#last = { t, slot: t.find(this.#k, this.#len) };
+      this.#lastT = t;
+      this.#lastSlot = t.find(this.#k, this.#len);
       this.#lastKey = key;
     }
-    return this.#last;
+    return this.#lastSlot;
   }
 
   get(key: PrefixKey): V | undefined {
-    const { t, slot } = this.#find(key);
-    return slot < 0 ? undefined : t.value(slot);
+    const slot = this.#find(key);
+    return slot < 0 ? undefined : this.#lastT!.value(slot);
   }
 
   has(key: PrefixKey): boolean {
-    return this.#find(key).slot >= 0;
+    return this.#find(key) >= 0;
   }
 
   set(key: PrefixKey, v: V): this {
-    const { t, slot } = this.#find(key);
+    const slot = this.#find(key);
+    const t = this.#lastT!;
     if (slot >= 0) t.setValue(slot, v);
     else {
       // #k/#len still hold this key: #find parsed it, or the last parse was of the same key.
       this.#parse(key);
       t.insert(this.#k, this.#len, v, -1 - slot);
-      this.#last = undefined;
+      this.#lastT = undefined;
     }
     return this;
   }
 
   delete(key: PrefixKey): boolean {
-    const { t, slot } = this.#find(key);
+    const slot = this.#find(key);
     if (slot < 0) return false;
-    t.removeAt(slot);
-    this.#last = undefined;
+    this.#lastT!.removeAt(slot);
+    this.#lastT = undefined;
     return true;
   }
 
   clear(): void {
-    this.#last = undefined;
+    this.#lastT = undefined;
     this.#v4.clear();
     this.#v6.clear();
   }

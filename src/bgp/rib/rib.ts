@@ -20,13 +20,15 @@ import {
   endOfRib,
   endOfRibFamily,
   type PathAttributes,
+  prefixCount,
   SAFI,
   type UpdateMessage,
+  wirePrefixes,
 } from "../packet/index.js";
 import { decide, type DecisionOptions } from "./decision.js";
 import { type Advertisement, exportRoute } from "./export.js";
 import { importAttributes, nextHopIsOurs } from "./import-checks.js";
-import { keyPrefix, keyWords, type PrefixKey, prefixKey, wordsKey } from "./prefix-key.js";
+import { keyPrefix, keyWords, type PrefixKey, prefixKey, wireKey, wordsKey } from "./prefix-key.js";
 import { PrefixTable } from "./prefix-table.js";
 import type { Decision, LocRibChange, Peer, RibChanges, RibConfig, Route } from "./types.js";
 import { RejectReason } from "./types.js";
@@ -117,10 +119,14 @@ class StoredRoute implements Route {
 class SingleRouteChange implements LocRibChange {
   #decision: Decision | undefined;
   constructor(
-    readonly prefix: CIDR,
+    /** The touched prefix (its CIDR built when first read). */
+    private readonly p: { key: PrefixKey; prefix: CIDR | undefined },
     readonly route: StoredRoute,
     private readonly opts: DecisionOptions,
   ) {}
+  get prefix(): CIDR {
+    return prefixOf(this.p);
+  }
   get decision(): Decision {
     this.#decision ??= decide([this.route], this.opts);
     return this.#decision!;
@@ -141,13 +147,35 @@ type Destination = StoredRoute | MultiDest;
 /** A prefix touched by one operation: its decision before, and its Loc-RIB entry now (kept
  * here so settling needs no second lookup in the big map). */
 interface Dirty {
-  prefix: CIDR;
+  key: PrefixKey;
+  /** The CIDR, if the caller had one; else built from the key when needed (`prefixOf`). */
+  prefix: CIDR | undefined;
   /** The cached decision of a multi-candidate entry, or the single route whose decision is
    * implied (no Decision allocated for the million-route cases: table dumps and peer loss). */
   before: Decision | StoredRoute | undefined;
   now: Destination | undefined;
 }
-type DirtySet = Map<PrefixKey, Dirty>;
+/** The prefixes one operation touched, in order, with an index by key (a prefix table, not a
+ * Map: a table dump touches hundreds per UPDATE, a peer loss a million at once). */
+const prefixOf = (t: { key: PrefixKey; prefix: CIDR | undefined }): CIDR => (t.prefix ??= keyPrefix(t.key));
+
+class DirtySet {
+  readonly #index: PrefixTable<Dirty>;
+  readonly list: Dirty[] = [];
+  /** `index`: the RIB's one table for this, emptied here (operations never overlap; emptied at
+   * the start, not the end, so an operation that threw leaves nothing behind). */
+  constructor(index: PrefixTable<Dirty>) {
+    index.clear();
+    this.#index = index;
+  }
+  get(key: PrefixKey): Dirty | undefined {
+    return this.#index.get(key);
+  }
+  add(t: Dirty): void {
+    this.#index.set(t.key, t);
+    this.list.push(t);
+  }
+}
 
 const routesOf = (d: Destination): readonly StoredRoute[] => (d instanceof MultiDest ? d.routes : [d]);
 /** Every route of a destination has its prefix's key. */
@@ -185,6 +213,7 @@ export class Rib {
   readonly #clock: () => number;
   readonly #peers = new Map<string, PeerState>();
   readonly #locRib = new PrefixTable<Destination>();
+  readonly #dirtyIndex = new PrefixTable<Dirty>();
   readonly #local: Peer;
 
   constructor(cfg: RibConfig) {
@@ -229,7 +258,7 @@ export class Rib {
     if (peer.id === LOCAL_PEER_ID || peer.type === "local")
       throw new Error(`RIB: peer "${peer.id}" uses the reserved local id or type`);
     let s = this.#peers.get(peer.id);
-    const dirty: DirtySet = new Map();
+    const dirty = this.#dirtySet();
     if (s === undefined) {
       s = this.#newState(peer, true);
       this.#peers.set(peer.id, s);
@@ -244,8 +273,7 @@ export class Rib {
     const diff: OutDiff = { withdrawn: [], announced: [] };
     const cache: ExportCache = new Map();
     for (const d of this.#locRib.values()) {
-      const key = keyOf(d);
-      this.#diffOne(s, key, keyPrefix(key), d, diff, cache);
+      this.#diffOne(s, { key: keyOf(d), prefix: undefined }, d, diff, cache);
     }
     const msgs = packUpdates(diff, peer.codec ?? { as4: true });
     if (opts.endOfRib ?? true) {
@@ -262,7 +290,7 @@ export class Rib {
     const s = this.#state(peerId);
     s.up = false;
     s.adjOut.clear();
-    const dirty: DirtySet = new Map();
+    const dirty = this.#dirtySet();
     if (opts.gracefulRestart !== undefined && s.routes > 0) {
       for (const d of this.#locRib.values())
         for (const r of routesOf(d)) if (r.peer.id === peerId) r.stale = true;
@@ -283,7 +311,7 @@ export class Rib {
   /** RFC 4724 §4.2: remove stale routes whose restart/stale time has run out. */
   expireStale(): RibChanges {
     const now = this.#clock();
-    const dirty: DirtySet = new Map();
+    const dirty = this.#dirtySet();
     for (const s of this.#peers.values()) {
       if (s.staleDeadline !== undefined && s.staleDeadline <= now) this.#dropStale(s, () => true, dirty);
     }
@@ -336,7 +364,7 @@ export class Rib {
     const s = this.#state(peerId);
     if (!s.up) throw new Error(`RIB: UPDATE from peer "${peerId}" whose session is not up`);
     const u = d.update;
-    const dirty: DirtySet = new Map();
+    const dirty = this.#dirtySet();
     const eor = endOfRibFamily(u);
     if (eor !== undefined) {
       const f = familyOfAfi(eor.afi);
@@ -348,19 +376,22 @@ export class Rib {
     const withdrawn: CIDR[] = [...u.withdrawn];
     if (a.mpUnreach !== undefined && a.mpUnreach.safi === SAFI.UNICAST)
       withdrawn.push(...a.mpUnreach.withdrawn);
-    // Body NLRI with NEXT_HOP, MP_REACH NLRI with its first (global) next hop; no object per
+    // Body NLRI with NEXT_HOP, MP_REACH NLRI with its first (global) next hop. A field the
+    // codec left undecoded is walked in its octets: no CIDR, BigInt or other object per
     // prefix (a table dump is a million of them).
     const mp = a.mpReach !== undefined && a.mpReach.safi === SAFI.UNICAST ? a.mpReach : undefined;
-    const announced: [readonly CIDR[], CIDR | undefined][] = [];
-    if (u.nlri.length > 0) announced.push([u.nlri, a.nextHop]);
-    if (mp !== undefined && mp.nlri.length > 0) announced.push([mp.nlri, mp.nextHops[0]]);
+    const announced: { of: object; family: IPFamily; nextHop: CIDR | undefined }[] = [];
+    if (prefixCount(u, "nlri") > 0) announced.push({ of: u, family: 4, nextHop: a.nextHop });
+    const mpFamily = mp === undefined ? undefined : familyOfAfi(mp.afi);
+    if (mp !== undefined && mpFamily !== undefined && prefixCount(mp, "nlri") > 0)
+      announced.push({ of: mp, family: mpFamily, nextHop: mp.nextHops[0] });
     // RFC 7606 §2: treat-as-withdraw applies to every NLRI of the message.
     if (d.treatAsWithdraw !== undefined) {
-      for (const [list] of announced) withdrawn.push(...list);
+      for (const x of announced) withdrawn.push(...(x.of as { nlri: CIDR[] }).nlri);
       announced.length = 0;
     }
     // Withdrawals first: a prefix in both fields counts as announced (RFC 4271 §4.3).
-    for (const p of withdrawn) this.#withdraw(s, p, dirty);
+    for (const p of withdrawn) this.#withdraw(s, prefixKey(p), p, dirty);
     if (announced.length > 0) {
       const base: PathAttributes = { ...a };
       delete base.mpReach;
@@ -368,41 +399,46 @@ export class Rib {
       delete base.nextHop;
       const imported = importAttributes(s.peer, base);
       const receivedAt = this.#clock();
+      const policy = this.#cfg.importPolicy;
       // One batch per next hop (body NLRI and MP_REACH may differ); a policy that changes the
       // attributes of one prefix gets that route its own batch.
       let batch: Batch | undefined;
-      for (const [list, nextHop] of announced) {
-        // The next hop's checks hold for the whole list; only the family is per prefix.
-        const nextHopOurs =
-          nextHop !== undefined && (nextHopIsOurs(s.peer, nextHop) || nextHopIsOurs(this.#local, nextHop));
-        for (const prefix of list) {
-          let reject: RejectReason | undefined;
+      for (const { of, family, nextHop } of announced) {
+        // The next hop's checks hold for the whole list.
+        let reject: RejectReason | undefined;
+        if ("reject" in imported) reject = imported.reject;
+        // No next hop, or one of the other family (RFC 8950 is not supported).
+        else if (nextHop?.family !== family) reject = RejectReason.NO_NEXT_HOP;
+        else if (nextHopIsOurs(s.peer, nextHop) || nextHopIsOurs(this.#local, nextHop))
+          reject = RejectReason.NEXT_HOP_SELF;
+        const one = (key: PrefixKey, cidr: CIDR | undefined): void => {
+          let why = reject;
           let attrs: PathAttributes | undefined;
-          if ("reject" in imported) reject = imported.reject;
-          // No next hop, or one of the other family (RFC 8950 is not supported).
-          else if (nextHop?.family !== prefix.family) reject = RejectReason.NO_NEXT_HOP;
-          else if (nextHopOurs) reject = RejectReason.NEXT_HOP_SELF;
-          else {
+          if (why === undefined && !("reject" in imported)) {
             attrs = imported.attributes;
-            const policy = this.#cfg.importPolicy;
             if (policy !== undefined) {
-              attrs = policy(prefix, attrs, s.peer);
-              if (attrs === undefined) reject = RejectReason.POLICY;
+              cidr ??= keyPrefix(key);
+              attrs = policy(cidr, attrs, s.peer);
+              if (attrs === undefined) why = RejectReason.POLICY;
             }
           }
-          if (reject !== undefined || attrs === undefined || nextHop === undefined) {
-            s.rejected.set(
-              reject ?? RejectReason.POLICY,
-              (s.rejected.get(reject ?? RejectReason.POLICY) ?? 0) + 1,
-            );
+          if (why !== undefined || attrs === undefined || nextHop === undefined) {
+            const r = why ?? RejectReason.POLICY;
+            s.rejected.set(r, (s.rejected.get(r) ?? 0) + 1);
             // A rejected re-announcement still replaces (withdraws) what the peer said before.
-            this.#withdraw(s, prefix, dirty);
-            continue;
+            this.#withdraw(s, key, cidr, dirty);
+            return;
           }
           if (batch === undefined || batch.nextHop !== nextHop || batch.attributes !== attrs)
             batch = { peer: s.peer, attributes: attrs, nextHop, receivedAt };
-          this.#announce(s, prefix, batch, dirty);
-        }
+          this.#announce(s, key, cidr, batch, dirty);
+        };
+        const wire = wirePrefixes(of, "nlri");
+        if (wire !== undefined) {
+          const b = wire.bytes;
+          for (let at = 0; at < b.length; at += 1 + ((b[at]! + 7) >> 3))
+            one(wireKey(b, at + 1, b[at]!, family), undefined);
+        } else for (const p of (of as { nlri: CIDR[] }).nlri) one(prefixKey(p), p);
       }
     }
     return this.#settle(dirty);
@@ -416,9 +452,10 @@ export class Rib {
     const nextHop =
       this.#cfg.local.addresses.find((x) => x.family === prefix.family) ?? unspecified(prefix.family);
     const attrs: PathAttributes = { origin: 0, asPath: [], ...attributes };
-    const dirty: DirtySet = new Map();
+    const dirty = this.#dirtySet();
     this.#announce(
       s,
+      prefixKey(prefix),
       prefix,
       { peer: this.#local, attributes: attrs, nextHop, receivedAt: this.#clock() },
       dirty,
@@ -428,12 +465,16 @@ export class Rib {
 
   /** Stop originating `prefix`. */
   withdrawOriginated(prefix: CIDR): RibChanges {
-    const dirty: DirtySet = new Map();
-    this.#withdraw(this.#state(LOCAL_PEER_ID), prefix, dirty);
+    const dirty = this.#dirtySet();
+    this.#withdraw(this.#state(LOCAL_PEER_ID), prefixKey(prefix), prefix, dirty);
     return this.#settle(dirty);
   }
 
   // ---- internals ----
+
+  #dirtySet(): DirtySet {
+    return new DirtySet(this.#dirtyIndex);
+  }
 
   /** The decision of a destination: cached for several candidates, implied for one. */
   #decisionOf(d: Destination | undefined): Decision | undefined {
@@ -442,11 +483,11 @@ export class Rib {
   }
 
   /** Record the decision before this operation's first change of `key`. */
-  #touch(key: PrefixKey, prefix: CIDR, d: Destination | undefined, dirty: DirtySet): Dirty {
+  #touch(key: PrefixKey, prefix: CIDR | undefined, d: Destination | undefined, dirty: DirtySet): Dirty {
     let t = dirty.get(key);
     if (t === undefined) {
-      t = { prefix, before: d instanceof MultiDest ? d.decision : d, now: d };
-      dirty.set(key, t);
+      t = { key, prefix, before: d instanceof MultiDest ? d.decision : d, now: d };
+      dirty.add(t);
     }
     return t;
   }
@@ -456,8 +497,7 @@ export class Rib {
     t.now = d;
   }
 
-  #announce(s: PeerState, prefix: CIDR, batch: Batch, dirty: DirtySet): void {
-    const key = prefixKey(prefix);
+  #announce(s: PeerState, key: PrefixKey, prefix: CIDR | undefined, batch: Batch, dirty: DirtySet): void {
     const d = this.#locRib.get(key);
     const t = this.#touch(key, prefix, d, dirty);
     const route = new StoredRoute(key, batch);
@@ -480,8 +520,7 @@ export class Rib {
     }
   }
 
-  #withdraw(s: PeerState, prefix: CIDR, dirty: DirtySet): void {
-    const key = prefixKey(prefix);
+  #withdraw(s: PeerState, key: PrefixKey, prefix: CIDR | undefined, dirty: DirtySet): void {
     const d = this.#locRib.get(key);
     if (d === undefined || !routesOf(d).some((r) => r.peer.id === s.peer.id)) return;
     this.#remove(s, key, this.#touch(key, prefix, d, dirty));
@@ -522,15 +561,16 @@ export class Rib {
   #settle(dirty: DirtySet, skipPeer?: string): RibChanges {
     const locRib: LocRibChange[] = [];
     const updates = new Map<string, UpdateMessage[]>();
-    if (dirty.size === 0) return { locRib, updates };
-    for (const { prefix, before, now: d } of dirty.values()) {
+    if (dirty.list.length === 0) return { locRib, updates };
+    for (const t of dirty.list) {
+      const { before, now: d } = t;
       if (d instanceof StoredRoute) {
         // One candidate (a table dump, a peer's own prefixes): its decision is implied, so
         // compare without building it, and hand out a change that builds it when read.
         const reachable = this.#decision.nextHopReachable(d.nextHop);
         if (!this.#sameAsSingle(before, reachable ? d : undefined))
           locRib.push(
-            reachable ? new SingleRouteChange(prefix, d, this.#decision) : { prefix, nextHops: [] },
+            reachable ? new SingleRouteChange(t, d, this.#decision) : { prefix: prefixOf(t), nextHops: [] },
           );
         continue;
       }
@@ -540,7 +580,10 @@ export class Rib {
         d.decision = after;
       }
       if (!this.#same(before, after)) {
-        const change: LocRibChange = { prefix, nextHops: after?.multipath.map((r) => r.nextHop) ?? [] };
+        const change: LocRibChange = {
+          prefix: prefixOf(t),
+          nextHops: after?.multipath.map((r) => r.nextHop) ?? [],
+        };
         if (after !== undefined) change.decision = after;
         locRib.push(change);
       }
@@ -549,7 +592,7 @@ export class Rib {
       if (!s.up || s.peer.id === LOCAL_PEER_ID || s.peer.id === skipPeer) continue;
       const diff: OutDiff = { withdrawn: [], announced: [] };
       const cache: ExportCache = new Map();
-      for (const [key, { prefix, now }] of dirty) this.#diffOne(s, key, prefix, now, diff, cache);
+      for (const t of dirty.list) this.#diffOne(s, t, t.now, diff, cache);
       if (diff.withdrawn.length + diff.announced.length > 0)
         updates.set(s.peer.id, packUpdates(diff, s.peer.codec ?? { as4: true }));
     }
@@ -559,27 +602,33 @@ export class Rib {
   /** Bring one prefix of one peer's Adj-RIB-Out up to date, recording the change in `diff`. */
   #diffOne(
     s: PeerState,
-    key: PrefixKey,
-    prefix: CIDR,
+    /** The prefix: its key, and its CIDR if one was built already. */
+    p: { key: PrefixKey; prefix: CIDR | undefined },
     d: Destination | undefined,
     diff: OutDiff,
     cache: ExportCache,
   ): void {
-    const next = d === undefined ? undefined : this.#advertise(s.peer, prefix, d, cache);
+    const next = d === undefined ? undefined : this.#advertise(s.peer, p, d, cache);
+    const key = p.key;
     const prev = s.adjOut.get(key);
     if (next === undefined) {
       if (prev !== undefined) {
         s.adjOut.delete(key);
-        diff.withdrawn.push(prefix);
+        diff.withdrawn.push(prefixOf(p));
       }
       return;
     }
     if (prev !== undefined && prev.key === next.key) return;
     s.adjOut.set(key, next);
-    diff.announced.push({ prefix, adv: next.adv, key: next.key });
+    diff.announced.push({ prefix: prefixOf(p), adv: next.adv, key: next.key });
   }
 
-  #advertise(to: Peer, prefix: CIDR, d: Destination, cache: ExportCache): OutEntry | undefined {
+  #advertise(
+    to: Peer,
+    p: { key: PrefixKey; prefix: CIDR | undefined },
+    d: Destination,
+    cache: ExportCache,
+  ): OutEntry | undefined {
     const best =
       d instanceof MultiDest ? d.decision?.best : this.#decision.nextHopReachable(d.nextHop) ? d : undefined;
     if (!(best instanceof StoredRoute)) return undefined;
@@ -589,7 +638,7 @@ export class Rib {
     if (policy === undefined && cache.has(best.batch)) return cache.get(best.batch);
     let adv = exportRoute(best, to, { defaultLocalPref: this.#decision.defaultLocalPref });
     if (adv !== undefined && policy !== undefined) {
-      const attrs = policy(prefix, adv.attributes, to, best);
+      const attrs = policy(prefixOf(p), adv.attributes, to, best);
       adv = attrs === undefined ? undefined : { attributes: attrs, nextHop: adv.nextHop };
     }
     const out = adv === undefined ? undefined : { adv, key: advertisementKey(adv) };

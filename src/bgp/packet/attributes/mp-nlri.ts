@@ -8,10 +8,10 @@
  * End-of-RIB (RFC 4724 §2).
  */
 import { BgpEncodeError } from "../errors.js";
-import { decodePrefixes, encodePrefixes } from "../nlri.js";
+import { countPrefixes, decodePrefixes, encodePrefixes, lazyPrefixes } from "../nlri.js";
 import type { CIDR, IPFamily } from "../../../api/net.js";
-import { AFI, AttrFlag, AttrType, type PathAttributes, SAFI, UpdateSubcode } from "../types.js";
-import { ByteWriter, readAddr, readU16, writeAddr } from "../wire.js";
+import { AFI, AttrFlag, AttrType, type MpReach, type PathAttributes, SAFI, UpdateSubcode } from "../types.js";
+import { ByteWriter, copyBytes, readAddr, readU16, writeAddr } from "../wire.js";
 import { type AttributeCodec, MalformedAttribute, type WireAttribute } from "./attribute.js";
 
 export function familyOf(afi: number, safi: number): IPFamily | undefined {
@@ -47,9 +47,12 @@ export const MP_REACH_NLRI: AttributeCodec = {
       nextHops.push({ family, addr: readAddr(v, at, size), prefix: family === 4 ? 32 : 128 });
     }
     // One reserved octet (formerly the SNPA count), ignored on receipt (RFC 4760 §3).
-    const nlri = decodePrefixes(v, 4 + nhLen + 1, v.length, family);
-    if ("error" in nlri) throw bad(`NLRI: ${nlri.error}`);
-    st.attrs.mpReach = { afi, safi, nextHops, nlri };
+    // Checked now, decoded when read (see lazyPrefixes).
+    const count = countPrefixes(v, 4 + nhLen + 1, v.length, family);
+    if (typeof count !== "number") throw bad(`NLRI: ${count.error}`);
+    const mpReach: MpReach = { afi, safi, nextHops, nlri: [] };
+    if (count > 0) lazyPrefixes(mpReach, "nlri", { bytes: copyBytes(v, 4 + nhLen + 1), family, count });
+    st.attrs.mpReach = mpReach;
     return undefined;
   },
 };

@@ -32,6 +32,7 @@ import {
 import { COMMUNITIES, LARGE_COMMUNITY, encodeCommunities } from "./communities.js";
 import { LOCAL_PREF, MULTI_EXIT_DISC, encodeMetrics } from "./metrics.js";
 import { MP_REACH_NLRI, MP_UNREACH_NLRI, encodeMpNlri } from "./mp-nlri.js";
+import { prefixCount } from "../nlri.js";
 import { NEXT_HOP, encodeNextHop } from "./next-hop.js";
 import { ORIGIN, encodeOrigin } from "./origin.js";
 import { CLUSTER_LIST, ORIGINATOR_ID, encodeReflection } from "./reflection.js";
@@ -198,7 +199,7 @@ export function decodePathAttributes(
 
   // RFC 7606 §3 d: a missing well-known mandatory attribute → treat-as-withdraw. NEXT_HOP is
   // mandatory only with IPv4 NLRI in the body (RFC 4760 §3).
-  const hasMpNlri = (st.attrs.mpReach?.nlri.length ?? 0) > 0;
+  const hasMpNlri = st.attrs.mpReach !== undefined && prefixCount(st.attrs.mpReach, "nlri") > 0;
   if (hasBodyNlri || hasMpNlri) {
     const required: [number, unknown][] = [
       [AttrType.ORIGIN, st.attrs.origin],
