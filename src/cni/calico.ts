@@ -45,11 +45,14 @@ function requireCalicoIpam(ctx: PluginContext): void {
 }
 
 async function withDatastore<T>(ctx: PluginContext, fn: (ds: Datastore) => Promise<T>): Promise<T> {
+  ctx.log.phase("handlers loaded");
   const ds = await openPluginDatastore(ctx.conf.datastore, ctx.processEnv);
+  ctx.log.phase("datastore open");
   try {
     return await fn(ds);
   } finally {
     await ds.close();
+    ctx.log.phase("datastore closed");
   }
 }
 
@@ -76,6 +79,7 @@ async function add(ctx: PluginContext): Promise<CniResult> {
       attrs: id.ipamAttrs,
     });
     log.info(`assigned ${[...ips.ipv4, ...ips.ipv6].join(", ")} to ${id.name}`);
+    log.phase("addresses assigned");
     let vethMade = false;
     try {
       const spec = {
@@ -103,6 +107,7 @@ async function add(ctx: PluginContext): Promise<CniResult> {
         throw kernelError(`Cannot wire ${env.ifname} in ${env.netns} to ${id.hostIface}`, e);
       }
       vethMade = true;
+      log.phase("veth wired");
       if (id.orchestrator === "cni") await ensureNetworkProfile(ds, conf.name);
       await writeEndpoint(ds, {
         id,
@@ -115,6 +120,7 @@ async function add(ctx: PluginContext): Promise<CniResult> {
         ipv6: ips.ipv6,
         labels: conf.labels,
       });
+      log.phase("endpoint written");
       const mtu = conf.mtu > 0 ? { mtu: conf.mtu } : {};
       const mine: CniResult = {
         interfaces: [
@@ -162,8 +168,11 @@ async function del(ctx: PluginContext): Promise<void> {
     } catch (e) {
       throw kernelError(`Cannot remove ${id.hostIface}`, e);
     }
+    log.phase("link deleted");
     if (wep !== undefined && mine) await deleteEndpoint(ds, wep);
+    log.phase("endpoint deleted");
     const n = await releaseAddresses(ds, conf.name, env.containerID);
+    log.phase("addresses released");
     log.info(
       `DEL released ${n} address(es)${wep !== undefined && !mine ? "; endpoint belongs to a newer container, kept" : ""}`,
     );

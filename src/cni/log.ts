@@ -33,6 +33,11 @@ export class CniLog {
   error(msg: string): void {
     this.write("error", msg);
   }
+  /** At debug level: where the run is, in ms since the process started (start-up included). */
+  phase(label: string): void {
+    if (RANK[this.level] > RANK.debug) return;
+    this.write("debug", `${label} at ${performance.now().toFixed(1)} ms`);
+  }
 
   private write(level: LogLevel, msg: string): void {
     if (RANK[level] < RANK[this.level]) return;
