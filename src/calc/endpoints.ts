@@ -13,7 +13,7 @@ export interface EndpointRecord {
   key: string;
   kind: "workload" | "host";
   node: string;
-  labels: Record<string, string>;
+  labels: Readonly<Record<string, string>>;
   profiles: string[];
   interfaceName: string;
   /** Host CIDRs (/32, /128): ipNetworks or expectedIPs. */
@@ -25,7 +25,7 @@ export interface EndpointRecord {
 
 export interface NetworkSetRecord {
   key: string;
-  labels: Record<string, string>;
+  labels: Readonly<Record<string, string>>;
   parents: string[];
   nets: CIDR[];
 }
@@ -83,7 +83,8 @@ export function decodeWorkloadEndpoint(ns: string, name: string, value: unknown)
     key: workloadKey(ns, name),
     kind: "workload",
     node,
-    labels,
+    // Frozen: the label indexes then share it instead of copying it (selector/label-index.ts).
+    labels: Object.freeze(labels),
     profiles: strings(spec.profiles),
     interfaceName,
     addrs: hostCIDRs(spec.ipNetworks),
@@ -104,7 +105,7 @@ export function decodeHostEndpoint(name: string, value: unknown): EndpointRecord
     key: hostEndpointKey(name),
     kind: "host",
     node,
-    labels: labelsOf(metadataOf(value).labels),
+    labels: Object.freeze(labelsOf(metadataOf(value).labels)),
     profiles: strings(spec.profiles),
     interfaceName: str(spec.interfaceName) ?? "",
     addrs: hostCIDRs(spec.expectedIPs),
@@ -124,10 +125,11 @@ export function decodeNetworkSet(
   const nets = cidrs(spec.nets);
   if (nets === undefined) return undefined;
   const labels = labelsOf(metadataOf(value).labels);
-  if (ns === undefined) return { key: globalNetworkSetKey(name), labels, parents: [], nets };
+  if (ns === undefined)
+    return { key: globalNetworkSetKey(name), labels: Object.freeze(labels), parents: [], nets };
   labels[NAMESPACE_LABEL] = ns;
   // A NetworkSet inherits its namespace's labels (`pcns.*`) from the namespace profile.
-  return { key: networkSetKey(ns, name), labels, parents: [`kns.${ns}`], nets };
+  return { key: networkSetKey(ns, name), labels: Object.freeze(labels), parents: [`kns.${ns}`], nets };
 }
 
 export function endpointMembers(ep: EndpointRecord): ItemMembers {

@@ -156,6 +156,23 @@ void describe("LabelIndex transitions", () => {
     index.updateItem("w", {});
     assert.deepEqual(take(), ["-c|w", "-p|w"]);
   });
+
+  void test("frozen label maps (used as they are) and copied ones index the same", () => {
+    for (const frozen of [true, false]) {
+      const { index, take } = recorded();
+      const labels = (l: Record<string, string>): Labels => (frozen ? Object.freeze(l) : l);
+      index.updateSelector("a", 'app == "a"');
+      index.updateSelector("c", 'constructor == "x"');
+      index.updateParent("kns.x", labels({ constructor: "x", app: "parent" }));
+      index.updateItem("w", labels({ app: "a" }), ["kns.x"]);
+      assert.deepEqual(take(), ["+a|w", "+c|w"], `frozen ${frozen}`);
+      index.updateItem("w", labels({ app: "b", constructor: "y" }), ["kns.x"]);
+      assert.deepEqual(take(), ["-a|w", "-c|w"], `frozen ${frozen}`);
+      index.updateItem("w", labels({ app: "a" }));
+      assert.deepEqual(take(), ["+a|w"], `frozen ${frozen}`);
+      assert.deepEqual({ ...index.effectiveLabels("w") }, { app: "a" });
+    }
+  });
 });
 
 void describe("LabelIndex parents (profile labels)", () => {
