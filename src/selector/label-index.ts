@@ -98,9 +98,9 @@ function copyLabels(labels: Labels): LabelMap {
   if (
     Object.isFrozen(labels) &&
     Object.getPrototypeOf(labels) === Object.prototype &&
-    !hasOwn(labels as LabelMap, "__proto__")
+    !hasOwn(labels, "__proto__")
   )
-    return labels as LabelMap;
+    return labels;
   const keys = Object.keys(labels);
   const out = newLabelMap(keys.includes("__proto__"));
   for (const k of keys) out[k] = labels[k]!;
