@@ -113,29 +113,6 @@ class StoredRoute implements Route {
   }
 }
 
-/** The Loc-RIB change of a prefix whose only candidate is `route`: the decision (the
- * one-candidate one) is built when first read, so a table dump allocates one small object
- * per prefix here, and nothing more when nobody reads it (no kernel). */
-class SingleRouteChange implements LocRibChange {
-  #decision: Decision | undefined;
-  constructor(
-    /** The touched prefix (its CIDR built when first read). */
-    private readonly p: { key: PrefixKey; prefix: CIDR | undefined },
-    readonly route: StoredRoute,
-    private readonly opts: DecisionOptions,
-  ) {}
-  get prefix(): CIDR {
-    return prefixOf(this.p);
-  }
-  get decision(): Decision {
-    this.#decision ??= decide([this.route], this.opts);
-    return this.#decision!;
-  }
-  get nextHops(): CIDR[] {
-    return [this.route.nextHop];
-  }
-}
-
 /** A prefix with more than one candidate; the decision is cached. */
 class MultiDest {
   decision: Decision | undefined;
@@ -144,20 +121,42 @@ class MultiDest {
 
 type Destination = StoredRoute | MultiDest;
 
-/** A prefix touched by one operation: its decision before, and its Loc-RIB entry now (kept
- * here so settling needs no second lookup in the big map). */
-interface Dirty {
-  key: PrefixKey;
-  /** The CIDR, if the caller had one; else built from the key when needed (`prefixOf`). */
-  prefix: CIDR | undefined;
-  /** The cached decision of a multi-candidate entry, or the single route whose decision is
-   * implied (no Decision allocated for the million-route cases: table dumps and peer loss). */
-  before: Decision | StoredRoute | undefined;
-  now: Destination | undefined;
+/**
+ * A prefix touched by one operation: its decision before, and its Loc-RIB entry now (kept
+ * here so settling needs no second lookup in the big table). When the prefix ends up with a
+ * single reachable candidate, this record is also its Loc-RIB change: the one-candidate
+ * decision is built when first read (a table dump allocates one object per prefix here, and
+ * no Decision when nobody reads it — no kernel).
+ */
+class Dirty implements LocRibChange {
+  #cidr: CIDR | undefined;
+  #decision: Decision | undefined;
+  constructor(
+    readonly key: PrefixKey,
+    /** The CIDR, if the caller had one; else built from the key when read. */
+    cidr: CIDR | undefined,
+    /** The cached decision of a multi-candidate entry, or the single route whose decision is
+     * implied (no Decision allocated for the million-route cases: table dumps, peer loss). */
+    public before: Decision | StoredRoute | undefined,
+    public now: Destination | undefined,
+    private readonly opts: DecisionOptions,
+  ) {
+    this.#cidr = cidr;
+  }
+  get prefix(): CIDR {
+    return (this.#cidr ??= keyPrefix(this.key));
+  }
+  /** As a change: only handed out when `now` is one reachable route. */
+  get decision(): Decision {
+    this.#decision ??= decide([this.now as StoredRoute], this.opts);
+    return this.#decision!;
+  }
+  get nextHops(): CIDR[] {
+    return [(this.now as StoredRoute).nextHop];
+  }
 }
 /** The prefixes one operation touched, in order, with an index by key (a prefix table, not a
  * Map: a table dump touches hundreds per UPDATE, a peer loss a million at once). */
-const prefixOf = (t: { key: PrefixKey; prefix: CIDR | undefined }): CIDR => (t.prefix ??= keyPrefix(t.key));
 
 class DirtySet {
   readonly #index: PrefixTable<Dirty>;
@@ -273,7 +272,19 @@ export class Rib {
     const diff: OutDiff = { withdrawn: [], announced: [] };
     const cache: ExportCache = new Map();
     for (const d of this.#locRib.values()) {
-      this.#diffOne(s, { key: keyOf(d), prefix: undefined }, d, diff, cache);
+      const key = keyOf(d);
+      this.#diffOne(
+        s,
+        {
+          key,
+          get prefix() {
+            return keyPrefix(key);
+          },
+        },
+        d,
+        diff,
+        cache,
+      );
     }
     const msgs = packUpdates(diff, peer.codec ?? { as4: true });
     if (opts.endOfRib ?? true) {
@@ -486,7 +497,7 @@ export class Rib {
   #touch(key: PrefixKey, prefix: CIDR | undefined, d: Destination | undefined, dirty: DirtySet): Dirty {
     let t = dirty.get(key);
     if (t === undefined) {
-      t = { key, prefix, before: d instanceof MultiDest ? d.decision : d, now: d };
+      t = new Dirty(key, prefix, d instanceof MultiDest ? d.decision : d, d, this.#decision);
       dirty.add(t);
     }
     return t;
@@ -569,9 +580,7 @@ export class Rib {
         // compare without building it, and hand out a change that builds it when read.
         const reachable = this.#decision.nextHopReachable(d.nextHop);
         if (!this.#sameAsSingle(before, reachable ? d : undefined))
-          locRib.push(
-            reachable ? new SingleRouteChange(t, d, this.#decision) : { prefix: prefixOf(t), nextHops: [] },
-          );
+          locRib.push(reachable ? t : { prefix: t.prefix, nextHops: [] });
         continue;
       }
       let after: Decision | undefined;
@@ -581,7 +590,7 @@ export class Rib {
       }
       if (!this.#same(before, after)) {
         const change: LocRibChange = {
-          prefix: prefixOf(t),
+          prefix: t.prefix,
           nextHops: after?.multipath.map((r) => r.nextHop) ?? [],
         };
         if (after !== undefined) change.decision = after;
@@ -603,7 +612,7 @@ export class Rib {
   #diffOne(
     s: PeerState,
     /** The prefix: its key, and its CIDR if one was built already. */
-    p: { key: PrefixKey; prefix: CIDR | undefined },
+    p: { readonly key: PrefixKey; readonly prefix: CIDR },
     d: Destination | undefined,
     diff: OutDiff,
     cache: ExportCache,
@@ -614,18 +623,18 @@ export class Rib {
     if (next === undefined) {
       if (prev !== undefined) {
         s.adjOut.delete(key);
-        diff.withdrawn.push(prefixOf(p));
+        diff.withdrawn.push(p.prefix);
       }
       return;
     }
     if (prev !== undefined && prev.key === next.key) return;
     s.adjOut.set(key, next);
-    diff.announced.push({ prefix: prefixOf(p), adv: next.adv, key: next.key });
+    diff.announced.push({ prefix: p.prefix, adv: next.adv, key: next.key });
   }
 
   #advertise(
     to: Peer,
-    p: { key: PrefixKey; prefix: CIDR | undefined },
+    p: { readonly key: PrefixKey; readonly prefix: CIDR },
     d: Destination,
     cache: ExportCache,
   ): OutEntry | undefined {
@@ -638,7 +647,7 @@ export class Rib {
     if (policy === undefined && cache.has(best.batch)) return cache.get(best.batch);
     let adv = exportRoute(best, to, { defaultLocalPref: this.#decision.defaultLocalPref });
     if (adv !== undefined && policy !== undefined) {
-      const attrs = policy(prefixOf(p), adv.attributes, to, best);
+      const attrs = policy(p.prefix, adv.attributes, to, best);
       adv = attrs === undefined ? undefined : { attributes: attrs, nextHop: adv.nextHop };
     }
     const out = adv === undefined ? undefined : { adv, key: advertisementKey(adv) };
