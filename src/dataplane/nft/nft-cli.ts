@@ -31,6 +31,7 @@ export const NFT_LIST_FAILED = "NFT_LIST_FAILED";
 
 /** Transactions with more ops than this are encoded into native memory (freed when sent). */
 const NATIVE_BATCH_OPS = 1000;
+const TRIM_DELAY_MS = 2000;
 
 export interface NftCliOptions {
   /** Network namespace (name or path); undefined: the caller's. */
@@ -204,7 +205,6 @@ export class NftCli implements Nft {
     const memory = tx.ops.length > NATIVE_BATCH_OPS ? libc.nativeMemory() : undefined;
     try {
       const batch = encodeTransaction(tx, this.targets, 1, memory);
-      if (memory !== undefined) libc.mallocTrim?.();
       sendBatch(libc, this.netns, batch);
       this.lastScriptBytes = batch.bytes.length;
       this.targets.clear();
@@ -221,6 +221,10 @@ export class NftCli implements Nft {
     } finally {
       // `batch.bytes` is not referenced past this point.
       memory?.releaseAll();
+      // A big batch ends the agent's one allocation burst (the cold start): give what glibc
+      // keeps of it back to the system, later — malloc_trim takes ~0.5 s on the bench table,
+      // which the cold start need not wait for.
+      if (memory !== undefined) setTimeout(() => libc.mallocTrim?.(), TRIM_DELAY_MS).unref();
     }
   }
 
