@@ -33,6 +33,26 @@ const PICK = {
     "memory peak (VmHWM)",
   ],
   "policy-throughput": null,
+  "nft-netlink": [
+    "cold start: netlink batch",
+    "flush chain + 5 rules: netlink p50",
+    "flush chain + 5 rules: netlink p99",
+  ],
+  "bgp-bird-1m": [
+    "Established → all received (median of rounds)",
+    "memory per route (heap + array buffers, gc'd)",
+  ],
+  "bgp-mesh": ["ours: change → in all other kernels p50", "ours: change → in all other kernels p99"],
+  cni: [
+    "ADD installed (bundle) (200) p50",
+    "ADD installed (bundle) (200) p99",
+    "DEL installed (bundle) (200) p50",
+    "ADD 20 concurrent p50",
+  ],
+  "lab-up": [
+    "lab up, 3 hosts (4 workloads, policies, apiserver)",
+    "lab up, 10 hosts (4 workloads, policies, apiserver)",
+  ],
 };
 const num = (v) =>
   Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en-US") : Number(v.toPrecision(3)).toString();
