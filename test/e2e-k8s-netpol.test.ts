@@ -3,7 +3,7 @@
  * suite"), after the upstream suite's layout (`test/e2e/network/netpol`): namespaces x, y, z
  * (namespace labels `ns=<name>`, carried by the namespace profiles `kns.<ns>` as Calico's
  * kube-controllers write them), pods a, b, c in each (label `pod=<name>`), spread so that each
- * namespace has one pod on every host, every pod answering TCP and UDP on 80 and 81.
+ * namespace has one pod on every host, every pod answering TCP and UDP on 53, 80 and 81.
  *
  * Each scenario replaces the policies (networking.k8s.io/v1, converted as the API converts
  * them), waits until every calico-node has applied the revision, forgets earlier flows
@@ -112,14 +112,14 @@ async function setPolicies(policies: readonly K8sNetworkPolicy[]): Promise<void>
 }
 
 /** Probe the full matrix for every probe type and compare it with the model. */
-async function checkMatrix(policies: readonly K8sNetworkPolicy[]): Promise<void> {
+async function checkMatrix(policies: readonly K8sNetworkPolicy[], probes = PROBES): Promise<void> {
   const byName = new Map(pods.map((p) => [p.name, p]));
   const sockets = new Map(state.workloads.map((w) => [w.name, w.socket]));
   const eps = pods.map((p) => ({ name: p.name, socket: sockets.get(p.name)!, addr: p.ip }));
   const names = pods.map((p) => p.name);
   const reports: string[] = [];
   await Promise.all(
-    PROBES.map(async (probe) => {
+    probes.map(async (probe) => {
       const expect = (from: string, to: string) =>
         allowed(policies, NS_LABELS, byName.get(from)!, byName.get(to)!, probe);
       const cells = await connectivityMatrix(eps, {
@@ -152,9 +152,9 @@ async function checkMatrix(policies: readonly K8sNetworkPolicy[]): Promise<void>
   if (reports.length > 0) assert.fail(`connectivity differs from the model:\n${reports.join("\n\n")}`);
 }
 
-async function scenario(policies: K8sNetworkPolicy[]): Promise<void> {
+async function scenario(policies: K8sNetworkPolicy[], probes = PROBES): Promise<void> {
   await setPolicies(policies);
-  await checkMatrix(policies);
+  await checkMatrix(policies, probes);
 }
 
 const ip = (name: string): string => pods.find((p) => p.name === name)!.ip;
@@ -373,6 +373,37 @@ describe("Kubernetes NetworkPolicy truth tables on a 3-host lab", { skip }, () =
         ingress: [{ from: [{ podSelector: {} }] }],
       }),
     ]);
+  });
+
+  test("egress to a DNS-like service: x may send only to z/c on TCP and UDP 53, and to y on TCP 80", async () => {
+    await scenario(
+      [
+        knp("x", "deny-egress", { podSelector: {}, policyTypes: ["Egress"] }),
+        knp("x", "egress-dns", {
+          podSelector: {},
+          policyTypes: ["Egress"],
+          egress: [
+            {
+              to: [
+                {
+                  namespaceSelector: { matchLabels: { ns: "z" } },
+                  podSelector: { matchLabels: { pod: "c" } },
+                },
+              ],
+              ports: [
+                { protocol: "UDP", port: 53 },
+                { protocol: "TCP", port: 53 },
+              ],
+            },
+            {
+              to: [{ namespaceSelector: { matchLabels: { ns: "y" } } }],
+              ports: [{ protocol: "TCP", port: 80 }],
+            },
+          ],
+        }),
+      ],
+      [...PROBES, { proto: "UDP", port: 53 }, { proto: "TCP", port: 53 }],
+    );
   });
 
   test("after removing every policy, everything is allowed again", async () => {

@@ -13,7 +13,7 @@ export const DEMO_NAMESPACE = "demo";
 export const LAB_POOL_V4 = "198.19.0.0/16";
 export const LAB_POOL_V6 = "fd00:19::/48";
 /** The ports every lab workload answers on (TCP and UDP). */
-export const LAB_PROBE_PORTS = [80, 81, 8080];
+export const LAB_PROBE_PORTS = [53, 80, 81, 8080];
 
 export interface DemoWorkload {
   name: string;
