@@ -92,7 +92,8 @@ export interface MatrixCell {
 }
 
 export interface MatrixOptions {
-  proto?: "tcp" | "udp";
+  /** `icmp`: one echo request (`ping`) per pair; `port` is ignored. */
+  proto?: "tcp" | "udp" | "icmp";
   port?: number;
   timeoutMs?: number;
   /** Keep re-sending failed probes until this long after the start (a converging fabric). */

@@ -30,6 +30,9 @@ export interface ProbeRequest {
   addr: string;
   port?: number;
   timeoutMs?: number;
+  /** TCP only: succeed once the connection is established, without waiting for an answer (a
+   * port served by something other than a probe agent, e.g. a BGP speaker). */
+  connectOnly?: boolean;
 }
 
 export interface ProbeResponse {
@@ -58,7 +61,10 @@ function probeTcp(req: ProbeRequest, timeoutMs: number): Promise<Omit<ProbeRespo
     const sock = createConnection({ host: req.addr, port: req.port ?? 0 });
     const timer = setTimeout(() => finish({ ok: false, error: "timeout" }, sock), timeoutMs);
     sock.setEncoding("utf8");
-    sock.on("connect", () => sock.write("probe\n"));
+    sock.on("connect", () => {
+      if (req.connectOnly === true) finish({ ok: true }, sock);
+      else sock.write("probe\n");
+    });
     sock.on("data", (d: string) => {
       buf += d;
       const nl = buf.indexOf("\n");

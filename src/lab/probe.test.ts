@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { runOk } from "../dataplane/netns.js";
+import { spawn } from "node:child_process";
+import { commandIn, runOk } from "../dataplane/netns.js";
 import { NetnsSet, runPrefix } from "./netns-set.js";
 import { ProbeAgent } from "./probe.js";
 
@@ -83,5 +84,31 @@ describe("probe agents in two namespaces joined by a veth", { skip }, () => {
     assert.deepEqual([udp.ok, udp.error], [false, "timeout"]);
     assert.equal((await a.probe({ proto: "icmp", addr: "198.19.250.2", timeoutMs: 1000 })).ok, false);
     assert.equal((await a.probe({ proto: "tcp", addr: "198.19.250.2", port: 80 })).peer, "b");
+  });
+
+  test("connectOnly succeeds on a port whose server never answers; a plain probe times out", async () => {
+    // A server that accepts and says nothing (as a BGP speaker waiting for an OPEN).
+    const argv = commandIn(nsB, process.execPath, [
+      "-e",
+      "require('net').createServer(() => {}).listen(83, () => console.log('ready'))",
+    ]);
+    const silent = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error("the silent server did not start within 10 s")), 10_000);
+        silent.stdout.once("data", () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      const plain = await a.probe({ proto: "tcp", addr: "198.19.250.2", port: 83, timeoutMs: 300 });
+      assert.deepEqual([plain.ok, plain.error], [false, "timeout"]);
+      for (const addr of ["198.19.250.2", "fd00:19:0:fa::2"])
+        assert.equal((await a.probe({ proto: "tcp", addr, port: 83, connectOnly: true })).ok, true, addr);
+      const refused = await a.probe({ proto: "tcp", addr: "198.19.250.2", port: 84, connectOnly: true });
+      assert.deepEqual([refused.ok, refused.error], [false, "refused"]);
+    } finally {
+      silent.kill("SIGKILL");
+    }
   });
 });
