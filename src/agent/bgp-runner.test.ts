@@ -6,7 +6,7 @@ import { resourceKey } from "../datastore/keys.js";
 import { parseCIDR } from "../api/net.js";
 import { blockKey, newBlock, serializeBlock } from "../ipam/block.js";
 import { BgpRunner, type SpeakerLike } from "./bgp-runner.js";
-import { nullLogger } from "./log.js";
+import { createLogger, nullLogger } from "./log.js";
 
 /** Records what the runner asks of it. */
 class FakeSpeaker implements SpeakerLike {
@@ -234,4 +234,44 @@ test("graceful stop: peers offered GR get nothing (the sessions drop with the pr
   await b.runner.settled();
   await b.runner.stop({ graceful: true });
   assert.deepEqual(b.made[0]!.calls.slice(-1), ["stop"]);
+});
+
+test("session state changes are logged; a reason repeated before Established goes to debug", async () => {
+  const lines: { level: string; msg: string; to?: string; reason?: string }[] = [];
+  const made: FakeSpeaker[] = [];
+  const runner = new BgpRunner({
+    nodename: "h1",
+    log: createLogger({ level: "debug", write: (l) => lines.push(JSON.parse(l) as (typeof lines)[number]) }),
+    debounceMs: 1,
+    createSpeaker: (cfg) => {
+      const s = new FakeSpeaker(cfg, false);
+      made.push(s);
+      return s;
+    },
+  });
+  runner.onUpdates([node("h1", "198.18.0.1"), node("h2", "198.18.0.2")]);
+  runner.onInSync();
+  await runner.settled();
+  const tell = made[0]!.cfg.onSessionState!;
+  const change = (from: State, to: State, reason: string) => ({ at: new Date(), from, to, reason });
+  const refused = "connection failed: connect ECONNREFUSED 198.18.0.2:179; retrying";
+  const again = "ConnectRetry expired; connecting again";
+  for (let i = 0; i < 3; i++) {
+    tell("198.18.0.2", change(State.Connect, State.Active, refused));
+    tell("198.18.0.2", change(State.Active, State.Connect, again));
+  }
+  tell("198.18.0.2", change(State.OpenConfirm, State.Established, "KEEPALIVE received"));
+  tell("198.18.0.2", change(State.Connect, State.Active, refused));
+  const got = lines.filter((l) => l.msg === "BGP session state").map((l) => `${l.level} ${l.to}`);
+  assert.deepEqual(got, [
+    "info Active",
+    "info Connect",
+    "debug Active",
+    "debug Connect",
+    "debug Active",
+    "debug Connect",
+    "info Established",
+    "info Active",
+  ]);
+  await runner.stop();
 });

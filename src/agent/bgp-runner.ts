@@ -8,6 +8,7 @@
  * shown in `status()` and retried; everything else the speaker reports stays in its status.
  */
 import type { PathAttributes } from "../bgp/packet/types.js";
+import type { StateChange } from "../bgp/session.js";
 import type { PeerConfig, SpeakerConfig, SpeakerStatus } from "../bgp/speaker.js";
 import type { KVUpdate } from "../calc/types.js";
 import {
@@ -108,6 +109,8 @@ export class BgpRunner {
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  /** Per peer, the session-change reasons logged at info since its last Established. */
+  #loggedReasons = new Map<string, Set<string>>();
 
   constructor(opts: BgpRunnerOptions) {
     this.#opts = opts;
@@ -264,6 +267,7 @@ export class BgpRunner {
       asn: want.asn,
       routerId: want.routerId,
       listen: { host: want.listenHost ?? "::", port: want.listenPort },
+      onSessionState: (peer, change) => this.#logSessionState(peer, change),
     };
     if (want.gracefulRestartTime > 0) cfg.gracefulRestartTime = want.gracefulRestartTime;
     let sp: SpeakerLike | undefined;
@@ -299,12 +303,27 @@ export class BgpRunner {
     });
   }
 
+  /** Every change at info, except a reason already logged for the peer since it was last
+   * Established (a peer that stays unreachable loops Connect → Active → Connect): debug. */
+  #logSessionState(peer: string, c: StateChange): void {
+    const seen = this.#loggedReasons.get(peer) ?? new Set<string>();
+    this.#loggedReasons.set(peer, seen);
+    const fields = { peer, from: c.from, to: c.to, reason: c.reason };
+    if (c.to === "Established") seen.clear();
+    else if (seen.has(c.reason)) {
+      this.#opts.log.debug("BGP session state", fields);
+      return;
+    } else seen.add(c.reason);
+    this.#opts.log.info("BGP session state", fields);
+  }
+
   async #syncPeers(sp: SpeakerLike, want: DesiredBgp): Promise<void> {
     const next = new Map(want.peers.map((p) => [p.address, p]));
     for (const [addr, had] of this.#peers) {
       const now = next.get(addr);
       if (now !== undefined && peerKey(now) === peerKey(had)) continue;
       this.#opts.log.info("BGP peer removed", { peer: addr, type: had.type });
+      this.#loggedReasons.delete(addr);
       await sp.removePeer(addr);
       this.#peers.delete(addr);
     }

@@ -33,7 +33,8 @@ function summary(actions: FsmAction[]): string[] {
   const out: string[] = [];
   for (const a of actions) {
     if (a.type === "sendNotification") out.push(`notify ${a.notification.code}/${a.notification.subcode}`);
-    else if (a.type === "startTimer") out.push(`start ${a.timer}${a.large ? " large" : ""}`);
+    else if (a.type === "startTimer")
+      out.push(`start ${a.timer}${a.large ? " large" : ""}${a.retryBackoff ? " backoff" : ""}`);
     else if (a.type !== "stopTimer") out.push(a.type);
   }
   return out;
@@ -67,7 +68,8 @@ const table: Row[] = [
     ["sendOpen", "sendKeepalive", "start keepalive", "start hold"],
     { delayOpen: true, delayOpenTimerRunning: true },
   ],
-  ["Connect", "TcpConnectionFails", "Idle", ["dropConnection"]],
+  // A failed connect retries from Active after a short back-off (fsm.ts header), not via Idle.
+  ["Connect", "TcpConnectionFails", "Active", ["dropConnection", "start connectRetry backoff"]],
   [
     "Connect",
     "TcpConnectionFails",

@@ -10,7 +10,13 @@
  * - a received NOTIFICATION never gets a NOTIFICATION back (the peer has already closed);
  * - a passive peer (`ctx.passive`) never connects out: its ConnectRetryTimer only re-arms;
  * - the automatic restart after an error is the IdleHoldTimer of §8.1.1 (DampPeerOscillations)
- *   with exponential back-off, run by the session.
+ *   with exponential back-off, run by the session;
+ * - an outgoing connection that fails in Connect (refused, unreachable) goes to Active and
+ *   connects again when the ConnectRetryTimer, started as a short growing back-off
+ *   (`retryBackoff`), expires — RFC 1771's Connect state, and what BIRD and FRR do — not to
+ *   Idle: a peer that is not listening yet is not an oscillating peer, and damping it held a
+ *   mesh session down for the whole IdleHoldTime after its peer came up. Active keeps
+ *   accepting the peer's connection meanwhile (§8.2.2 Active, Event 17).
  */
 import { CeaseSubcode, ErrorCode } from "./packet/types.js";
 
@@ -78,8 +84,12 @@ export type FsmAction =
   | { type: "sendOpen" }
   | { type: "sendKeepalive" }
   | { type: "sendNotification"; notification: Notification }
-  /** `large`: the hold timer while waiting for OPEN (RFC 4271 §8.2.2 suggests 4 minutes). */
-  | { type: "startTimer"; timer: Timer; large?: boolean }
+  /**
+   * `large`: the hold timer while waiting for OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
+   * `retryBackoff`: the ConnectRetryTimer after a failed connect: the session's short delay,
+   * doubling per consecutive failure up to ConnectRetryTime.
+   */
+  | { type: "startTimer"; timer: Timer; large?: boolean; retryBackoff?: boolean }
   | { type: "stopTimer"; timer: Timer }
   | { type: "established" }
   | { type: "deliverUpdate" }
@@ -263,6 +273,18 @@ function connectOrActive(state: "Connect" | "Active", ctx: FsmContext, ev: FsmEv
           next: State.Active,
           actions: [start("connectRetry"), stop("delayOpen"), { type: "dropConnection" }],
           reason: `connection failed${ev.error ? `: ${ev.error}` : ""}`,
+        };
+      }
+      if (state === State.Connect) {
+        // Our connect failed: retry after the back-off, listening meanwhile (see the header).
+        return {
+          next: State.Active,
+          actions: [
+            { type: "dropConnection" },
+            stop("delayOpen"),
+            { type: "startTimer", timer: "connectRetry", retryBackoff: true },
+          ],
+          reason: `connection failed${ev.error ? `: ${ev.error}` : ""}; retrying`,
         };
       }
       return toIdle(`connection failed${ev.error ? `: ${ev.error}` : ""}`);

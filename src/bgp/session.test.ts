@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import fc from "fast-check";
 import { BgpListener } from "./listener.js";
-import { parseId, Session, type SessionOptions } from "./session.js";
+import { connectRetryBackoff, parseId, Session, type SessionOptions } from "./session.js";
 import {
   encodeMessage,
   endOfRib,
@@ -135,6 +135,15 @@ async function rawServer(onPeer: (p: RawPeer) => void): Promise<{ port: number; 
   cleanups.push(() => new Promise((r) => srv.close(r)));
   const a = srv.address();
   return { port: typeof a === "object" && a ? a.port : 0, peers };
+}
+
+/** A loopback port nobody listens on (bound, then released): connects to it are refused. */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const a = srv.address();
+  await new Promise((r) => srv.close(r));
+  return typeof a === "object" && a ? a.port : 0;
 }
 
 const open = (o: Partial<OpenMessage> = {}): OpenMessage => ({
@@ -432,6 +441,63 @@ describe("BGP session over loopback TCP", () => {
     assert.match(downs[0] ?? "", /peer sent NOTIFICATION: Cease \/ administrative reset/i);
   });
 
+  it("a refused connect is retried from Active within a fraction of a second, not after IdleHoldTime", async () => {
+    // The mesh at start-up: the active side connects before its peer listens. With Calico's
+    // timers (ConnectRetry 5 s, IdleHold 5 s) the session used to wait 5 s in Idle.
+    const port = await freePort();
+    const A = session({ peerPort: port, connectRetryTime: 5, idleHoldTime: 5 });
+    A.start();
+    await until("connect refused", () => A.history.some((h) => h.from === "Connect"));
+    assert.equal(A.state, "Active", JSON.stringify(A.history));
+    assert.match(A.status().lastError ?? "", /connection failed: .*ECONNREFUSED.*; retrying/);
+    assert.ok(!A.history.some((h) => h.to === "Idle"), "a refused connect is not a peer oscillation");
+    const lb = new BgpListener({ port, host: "127.0.0.1" });
+    await lb.listen();
+    cleanups.push(() => lb.close()); // after B's stop: close() waits for B's connection to end
+    const B = session({ routerId: parseId("198.18.0.2"), peerPort: 1, passive: true });
+    lb.add(B);
+    B.start();
+    const t0 = Date.now();
+    await until("both Established", () => A.state === "Established" && B.state === "Established", 4000);
+    assert.ok(Date.now() - t0 < 2500, `Established ${Date.now() - t0} ms after the peer listened`);
+  });
+
+  it("refused connects back off: first retry, doubled per failure, capped at ConnectRetryTime", async () => {
+    const port = await freePort();
+    const A = session({ peerPort: port, connectRetryTime: 0.4, firstConnectRetryTime: 0.05 });
+    const connects: number[] = [];
+    A.on("state", (c) => {
+      if (c.to === "Connect") connects.push(Date.now());
+    });
+    A.start();
+    await until("7 attempts", () => connects.length >= 7, 8000);
+    const gaps = connects.slice(1).map((t, i) => t - (connects[i] ?? 0));
+    // 50, 100, 200, 400, 400, 400 ms, each scaled by a jitter in [0.75, 1]: growing, then flat.
+    const base = [50, 100, 200, 400, 400, 400];
+    gaps.forEach((g, i) => {
+      const b = base[i] ?? 400;
+      assert.ok(
+        g >= b * 0.75 - 5 && g <= b + 150,
+        `gap ${i} ${g} ms, want ${b * 0.75}-${b}: ${gaps.join(",")}`,
+      );
+    });
+    assert.ok(!A.history.some((h) => h.to === "Idle"));
+  });
+
+  it("in Active after a refused connect, the peer's own connection is accepted (§8.2.2 Active, Event 17)", async () => {
+    const la = await listener();
+    const A = session({ peerPort: await freePort(), connectRetryTime: 5 });
+    la.add(A);
+    A.start();
+    await until("connect refused", () => A.state === "Active");
+    const raw = await RawPeer.connect(la.port);
+    await until("our OPEN", () => raw.got.some((m) => m.type === MessageType.OPEN));
+    assert.equal(A.state, "OpenSent");
+    raw.send(open());
+    raw.send({ type: MessageType.KEEPALIVE });
+    await until("Established", () => A.state === "Established");
+  });
+
   it("a real session comes back after the peer stops and starts again", async () => {
     const { A, B } = await pair({ idleHoldTime: 0.1 }, {});
     B.start();
@@ -536,4 +602,21 @@ describe("BGP session over loopback TCP", () => {
       [[6, 5]],
     );
   });
+});
+
+describe("connectRetryBackoff", () => {
+  const rows: [failures: number, random: number, seconds: number][] = [
+    [1, 0, 0.15], // first retry: 0.2 s × jitter 0.75
+    [1, 0.999999, 0.2],
+    [2, 0.999999, 0.4],
+    [3, 0.999999, 0.8],
+    [5, 0.999999, 3.2],
+    [6, 0.999999, 5], // capped at ConnectRetryTime
+    [40, 0, 3.75],
+  ];
+  for (const [failures, random, seconds] of rows) {
+    it(`failure ${failures}, random ${random}: ${seconds} s`, () => {
+      assert.ok(Math.abs(connectRetryBackoff(failures, 0.2, 5, random) - seconds) < 1e-5);
+    });
+  }
 });

@@ -56,6 +56,9 @@ export interface SessionOptions {
   holdTime?: number;
   /** Seconds (default 30). Fractions allowed, for tests. */
   connectRetryTime?: number;
+  /** After a connect that failed (refused, unreachable): the first retry in seconds (default
+   * 0.2), doubled per consecutive failure up to `connectRetryTime`, with jitter (RFC 4271 §10). */
+  firstConnectRetryTime?: number;
   /** RFC 4271 §8.1.1 DelayOpen: seconds to wait for the peer's OPEN before sending ours (0 = off). */
   delayOpenTime?: number;
   /** First automatic-restart back-off in seconds (default 1), doubled per failure up to max. */
@@ -125,6 +128,18 @@ export interface SessionEvents {
 
 /** RFC 4271 §8.2.2: hold timer while waiting for OPEN, "a large value" (4 minutes suggested). */
 export const LARGE_HOLD_TIME = 240;
+/** Seconds before the first retry of a connect that failed (SessionOptions.firstConnectRetryTime). */
+export const FIRST_CONNECT_RETRY_TIME = 0.2;
+
+/**
+ * Seconds until the next connect after `failures` consecutive failed connects (1 = the first):
+ * `first`, doubled per further failure, at most `max`; scaled by a jitter factor in [0.75, 1]
+ * (RFC 4271 §10 asks for jitter on the ConnectRetryTimer). `random` is in [0, 1).
+ */
+export function connectRetryBackoff(failures: number, first: number, max: number, random: number): number {
+  const base = Math.min(max, first * 2 ** Math.max(0, failures - 1));
+  return base * (0.75 + 0.25 * random);
+}
 const HISTORY = 50;
 
 type Direction = "outgoing" | "incoming";
@@ -174,6 +189,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly timers = new Map<Timer, NodeJS.Timeout>();
   private idleHold: NodeJS.Timeout | undefined;
   private backoff = 0;
+  /** Consecutive failed connects since the start or the last Established (connectRetryBackoff). */
+  private connectFailures = 0;
   private stopped = true;
   private pendingUpdate: DecodedUpdate | undefined;
   private pendingRefresh: RouteRefreshMessage | undefined;
@@ -209,6 +226,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** ManualStart (passive peers: ManualStart_with_PassiveTcpEstablishment). */
   start(): void {
     this.stopped = false;
+    this.connectFailures = 0;
     this.fire({ type: this.opts.passive ? "ManualStartPassive" : "ManualStart" });
   }
 
@@ -324,6 +342,9 @@ export class Session extends EventEmitter<SessionEvents> {
         later.push(a);
       else this.perform(a, ev);
     }
+    // A failed connection that does not go through Idle (a refused connect retried from Active)
+    // still shows as the session's last error.
+    if (ev.type === "TcpConnectionFails" && t.next !== State.Idle) this.lastErrorNow = t.reason;
     if (t.next !== from) {
       this.stateNow = t.next;
       this.sinceNow = new Date();
@@ -380,7 +401,7 @@ export class Session extends EventEmitter<SessionEvents> {
         });
         return;
       case "startTimer":
-        this.startTimer(a.timer, a.large ?? false);
+        this.startTimer(a.timer, a.large ?? false, a.retryBackoff ?? false);
         return;
       case "stopTimer": {
         const t = this.timers.get(a.timer);
@@ -390,6 +411,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       case "established":
         this.backoff = 0;
+        this.connectFailures = 0;
         this.lastErrorNow = undefined;
         if (this.negotiatedNow) this.emit("established", this.negotiatedNow);
         return;
@@ -403,15 +425,23 @@ export class Session extends EventEmitter<SessionEvents> {
     void ev;
   }
 
-  private startTimer(timer: Timer, large: boolean): void {
+  private startTimer(timer: Timer, large: boolean, retryBackoff = false): void {
     const old = this.timers.get(timer);
     if (old) clearTimeout(old);
     const n = this.negotiatedNow;
     let seconds: number;
     switch (timer) {
-      case "connectRetry":
-        seconds = this.opts.connectRetryTime ?? 30;
+      case "connectRetry": {
+        const max = this.opts.connectRetryTime ?? 30;
+        if (!retryBackoff) {
+          seconds = max;
+          break;
+        }
+        this.connectFailures++;
+        const first = Math.min(max, this.opts.firstConnectRetryTime ?? FIRST_CONNECT_RETRY_TIME);
+        seconds = connectRetryBackoff(this.connectFailures, first, max, Math.random());
         break;
+      }
       case "hold":
         seconds = large ? LARGE_HOLD_TIME : (n?.holdTime ?? this.opts.holdTime ?? 90);
         break;

@@ -16,7 +16,7 @@ import { KernelRoutes, BGP_ROUTE_PROTOCOL } from "./kernel-routes.js";
 import { BgpListener } from "./listener.js";
 import { AFI, SAFI, type AfiSafi, type PathAttributes } from "./packet/types.js";
 import { LOCAL_PEER_ID, Rib, type Peer, type RibChanges } from "./rib/index.js";
-import { Session, parseId, type Negotiated } from "./session.js";
+import { Session, parseId, type Negotiated, type StateChange } from "./session.js";
 import type { State } from "./fsm.js";
 
 export interface SpeakerConfig {
@@ -42,6 +42,8 @@ export interface SpeakerConfig {
   maxIdleHoldTime?: number;
   /** Program the kernel (default true); false for pure-routing uses such as a reflector. */
   programKernel?: boolean;
+  /** Told every session state change (logging). */
+  onSessionState?: (peer: string, change: StateChange) => void;
 }
 
 export interface PeerConfig {
@@ -191,6 +193,8 @@ export class BgpSpeaker {
       if (this.#isUp(address)) this.#act(this.rib.applyUpdate(address, d));
     });
     session.on("down", (reason: string) => this.#down(entry, reason));
+    const onState = this.#cfg.onSessionState;
+    if (onState) session.on("state", (change) => onState(address, change));
     this.#peers.set(address, entry);
     this.#listener.add(session);
     if (this.#started && !this.#stopped) session.start();
