@@ -40,11 +40,14 @@ function cli(
   args: string[],
   timeoutMs = 120_000,
   env: NodeJS.ProcessEnv = {},
+  input?: string,
 ): Promise<Run> & { pid: number | undefined } {
   const child = spawn(process.execPath, [CLI, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
+  child.stdin.on("error", () => undefined);
+  child.stdin.end(input);
   const p = new Promise<Run>((resolve) => {
     let out = "";
     let err = "";
@@ -209,7 +212,22 @@ test("lab exec runs a command in the workload's namespace; a cross-host ping wor
   assert.equal(api.code, 0, api.err);
   assert.match(api.out, /demo +frontend +h1 +198\.19\./);
   const fails = await cli(["lab", "exec", ...main.flags, "frontend", "--", "false"]);
-  assert.notEqual(fails.code, 0);
+  assert.equal(fails.code, 1);
+});
+
+test("lab exec exits with the command's status and passes stdin, stdout and stderr through", async () => {
+  const three = await cli(["lab", "exec", ...main.flags, "frontend", "--", "sh", "-c", "exit 3"]);
+  assert.equal(three.code, 3, three.err);
+  assert.equal(three.err, "", "the command's status is no calicoctl error");
+  const io = await cli(
+    ["lab", "exec", ...main.flags, "frontend", "--", "sh", "-c", "cat; echo oops >&2; exit 5"],
+    120_000,
+    {},
+    "no newline at the end",
+  );
+  assert.deepEqual(io, { code: 5, out: "no newline at the end", err: "oops\n" });
+  const killed = await cli(["lab", "exec", ...main.flags, "frontend", "--", "sh", "-c", "kill -KILL $$"]);
+  assert.equal(killed.code, 128 + 9);
 });
 
 test("add-workload attaches through the CNI plugin with labels (the policy applies to it); del-workload removes it", async () => {

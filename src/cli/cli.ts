@@ -23,7 +23,7 @@ import { registerVersionCommand } from "./commands/version.js";
 import { registerWriteCommands } from "./commands/write.js";
 import { kindList, type CliContext, type CliIO } from "./context.js";
 import { DEFAULT_CONFIG_FILE, resolveDatastoreSetting, type DatastoreFlags } from "./datastore-setting.js";
-import { exitCodeFor, formatError } from "./errors.js";
+import { ChildExitStatus, exitCodeFor, formatError } from "./errors.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 
 export type { CliIO } from "./context.js";
@@ -89,6 +89,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     if (e instanceof CommanderError) {
       // --help ends here with code 0; parse errors were already printed by commander.
       exit = e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    } else if (e instanceof ChildExitStatus) {
+      exit = e.status;
     } else {
       exit = exitCodeFor(e);
       ctx.err(formatError(e));

@@ -17,6 +17,19 @@ export class WriteError extends Error {
   }
 }
 
+/**
+ * A command that ran another program in the foreground (`lab exec`) exits with that program's
+ * status; nothing is printed, the program has already said why.
+ */
+export class ChildExitStatus extends Error {
+  constructor(
+    readonly status: number,
+    what: string,
+  ) {
+    super(`${what} exited with status ${status}`);
+  }
+}
+
 export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof WriteError) return exitCodeFor(err.original);
   if (err instanceof UsageError) return ExitCode.USAGE;

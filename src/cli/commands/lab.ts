@@ -3,7 +3,6 @@
  * subcommand takes `--name` (default "lab", or $CALICO_LAB_NAME) and `--state-dir` (default
  * /run/calico-ts-lab/<name>, or $CALICO_LAB_DIR), so labs of tests never meet a user's lab.
  */
-import { spawn } from "node:child_process";
 import { basename, relative } from "node:path";
 import { Option, type Command } from "commander";
 import {
@@ -16,9 +15,11 @@ import {
   parseLabels,
   MAX_LAB_HOSTS,
 } from "../../lab/lab.js";
+import { runForeground } from "../../lab/lab-exec.js";
 import { formatStatus, nextSteps } from "../../lab/lab-format.js";
 import { DEFAULT_LAB_NAME, labLocation, type LabLocation } from "../../lab/lab-state.js";
 import type { CliContext } from "../context.js";
+import { ChildExitStatus } from "../errors.js";
 import { UsageError } from "../usage-error.js";
 import { CalicoError } from "../../errors.js";
 
@@ -137,20 +138,9 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
       .argument("<workload>", "workload or host name")
       .argument("<cmd...>", "the command and its arguments (after --)"),
   ).action(async (target: string, cmd: string[], o: LabFlags) => {
-    const argv = labExecArgv(location(o), target, cmd);
-    const tty = process.stdin.isTTY === true && process.stdout.isTTY === true;
-    const code = await new Promise<number>((resolve, reject) => {
-      const child = spawn(argv[0]!, argv.slice(1), { stdio: tty ? "inherit" : ["inherit", "pipe", "pipe"] });
-      child.stdout
-        ?.setEncoding("utf8")
-        .on("data", (d: string) => ctx.out(d.endsWith("\n") ? d.slice(0, -1) : d));
-      child.stderr
-        ?.setEncoding("utf8")
-        .on("data", (d: string) => ctx.err(d.endsWith("\n") ? d.slice(0, -1) : d));
-      child.on("error", reject);
-      child.on("close", (c, sig) => resolve(c ?? (sig !== null ? 128 : 1)));
-    });
-    if (code !== 0) throw new CalicoError("LAB_EXEC_FAILED", `${cmd.join(" ")} exited with code ${code}`);
+    // stdin, stdout and stderr are the command's own; we exit with its status (lab-exec.ts).
+    const status = await runForeground(labExecArgv(location(o), target, cmd));
+    if (status !== 0) throw new ChildExitStatus(status, cmd.join(" "));
   });
 
   addLabFlags(
