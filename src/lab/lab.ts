@@ -192,7 +192,7 @@ function ds(s: LabState, req: LabDsRequest): Promise<LabDsReply> {
   return labDatastore(s.datastore.url, dsNetns(s), req);
 }
 
-async function startEtcd(s: LabState): Promise<void> {
+export async function startEtcd(s: LabState): Promise<void> {
   const dir = join(s.stateDir, "etcd");
   mkdirSync(dir, { recursive: true });
   const p = spawnDetached(
@@ -276,7 +276,7 @@ async function startApiserver(s: LabState): Promise<void> {
   }
 }
 
-function startAgent(s: LabState, h: LabHost): void {
+export function startAgent(s: LabState, h: LabHost): void {
   rmSync(h.statusFile, { force: true });
   const p = spawnDetached(
     h.netns,
@@ -479,7 +479,7 @@ async function buildTor(s: LabState): Promise<void> {
 }
 
 /** Wait until every agent is ready, has applied `revision` and has its mesh sessions up. */
-async function waitConverged(s: LabState, revision: number, timeoutMs: number): Promise<string[]> {
+export async function waitConverged(s: LabState, revision: number, timeoutMs: number): Promise<string[]> {
   const peersPerHost = (s.tor !== undefined ? 1 : s.hosts.length - 1) * (s.ipv6 ? 2 : 1);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
