@@ -11,7 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { machineInfo, writeReport, type BenchReport, type BenchRow } from "./report.js";
@@ -66,6 +66,8 @@ async function once(hosts: number, extra: string[]): Promise<Sample> {
   }
 }
 
+const runs = (xs: Sample[]): string => xs.map((s) => (s.up / 1000).toFixed(1)).join(", ");
+const load0 = loadavg()[0]!;
 const rows: BenchRow[] = [];
 try {
   for (const n of HOSTS) {
@@ -84,7 +86,7 @@ try {
         unit: "s",
         baseline: b / 1000,
         ratio: f / b,
-        note: `baseline: --no-demo --no-apiserver; runs ${full.map((s) => (s.up / 1000).toFixed(1)).join(", ")}`,
+        note: `baseline: --no-demo --no-apiserver; runs ${runs(full)}; baseline runs ${runs(base)}`,
       },
       {
         name: `  same, command wall time (with the measured matrix)`,
@@ -102,7 +104,11 @@ const report: BenchReport = {
   bench: "lab-up",
   startedAt: new Date().toISOString(),
   machine: machineInfo(),
-  params: { hosts: HOSTS, rounds: ROUNDS },
+  params: {
+    hosts: HOSTS,
+    rounds: ROUNDS,
+    loadAverage: [load0, loadavg()[0]!].map((l) => Number(l.toFixed(1))),
+  },
   rows,
 };
 writeReport(report);
