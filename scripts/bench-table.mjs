@@ -53,6 +53,12 @@ const PICK = {
     "lab up, 3 hosts (4 workloads, policies, apiserver)",
     "lab up, 10 hosts (4 workloads, policies, apiserver)",
   ],
+  fabric: [
+    "fabric: lab workload h2 → h1 (calico-node, nft, BGP)",
+    "VXLAN overlay: same hops + vxlan, no nft",
+    "CNI ADD start → answers from every other host p50",
+    "CNI ADD start → answers from every other host p99",
+  ],
 };
 const num = (v) =>
   Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en-US") : Number(v.toPrecision(3)).toString();
