@@ -26,7 +26,7 @@ import { openDatastore } from "../src/datastore/open.js";
 import { ResourceStore } from "../src/datastore/resources.js";
 import { readAgentStatus } from "../src/lab/agent-status.js";
 import { FABRIC_V4, FABRIC_V6, labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
-import { connectivityMatrix, type MatrixCell } from "../src/lab/lab-probe.js";
+import { ProbeClient, connectivityMatrix, type MatrixCell } from "../src/lab/lab-probe.js";
 import { labLocation, requireLabState, type LabState } from "../src/lab/lab-state.js";
 import { ProbeAgent } from "../src/lab/probe.js";
 import {
@@ -694,6 +694,63 @@ describe("Calico policy on a dual-stack 3-host lab (IPv4 and IPv6 matrices)", { 
       assert.deepEqual(afterwards, [], `after the host endpoint was removed:\n${afterwards.join("\n")}`);
     } finally {
       for (const a of agents.values()) await a.stop();
+    }
+  });
+
+  test("natOutgoing: workloads reach the bridge (outside every pool, no route back) only while their pool masquerades", async () => {
+    await setResources([]);
+    // The bridge namespace has no route to the pools: a connection from a workload's own
+    // address gets no answer there; masqueraded to its host's address, it does.
+    const fabric = await ProbeAgent.start({ netns: state.fabricNetns, name: "fabric", tcpPorts: [80] });
+    const clients = await Promise.all(state.workloads.map((w) => ProbeClient.connect(w.socket)));
+    const setNat = async (on: boolean) => {
+      const revision = await withStore(async (store) => {
+        for (const name of ["lab-ipv4", "lab-ipv6"]) {
+          const pool = await store.get("IPPool", name);
+          pool.spec.natOutgoing = on;
+          await store.apply(pool);
+        }
+        return (await store.list("IPPool")).revision;
+      });
+      await waitApplied(revision);
+      await flushConntrack();
+    };
+    const measure = async (expected: boolean): Promise<string[]> => {
+      const lines: string[] = [];
+      await Promise.all(
+        clients.flatMap((c, i) =>
+          ([4, 6] as const).map(async (family) => {
+            const w = state.workloads[i]!;
+            const probe = (timeoutMs: number) =>
+              c.probe({ proto: "tcp", addr: family === 4 ? FABRIC_V4 : FABRIC_V6, port: 80, timeoutMs });
+            let r = await probe(700);
+            for (let k = 0; expected && !r.ok && k < 5; k++) r = await probe(2000);
+            if (r.ok !== expected || (r.ok && r.peer !== "fabric"))
+              lines.push(
+                `  ${w.name} → bridge IPv${family}: expected ${expected ? "answered" : "no answer"}, ` +
+                  `got ${r.ok ? `an answer from ${r.peer ?? "?"}` : r.error}`,
+              );
+          }),
+        ),
+      );
+      return lines.sort();
+    };
+    try {
+      const off = await measure(false);
+      assert.deepEqual(off, [], `pools without natOutgoing:\n${off.join("\n")}`);
+      await setNat(true);
+      const on = await measure(true);
+      assert.deepEqual(on, [], `pools with natOutgoing:\n${on.join("\n")}`);
+      // Workload to workload stays unmasqueraded (destination inside a pool): every probe is
+      // answered by the workload probed, whose policy still sees the real source.
+      await checkMatrices([TCP80], base, endpoints, [], true);
+      await setNat(false);
+      const offAgain = await measure(false);
+      assert.deepEqual(offAgain, [], `natOutgoing turned off again:\n${offAgain.join("\n")}`);
+    } finally {
+      await setNat(false).catch(() => undefined);
+      for (const c of clients) c.close();
+      await fabric.stop();
     }
   });
 

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { W1, W2, asState, cidr, rule, testConfig, testState } from "../fixtures.js";
 import {
+  BASE,
+  CHAIN,
   MAX_CHAIN_NAME,
   MAX_SET_NAME,
   endpointChain,
@@ -13,6 +15,7 @@ import {
 import { renderRule as nftText } from "../nft/render.js";
 import { collapse, ipSetFor, prefixElement } from "./ipsets.js";
 import { ruleHash } from "./comment.js";
+import { emptyChanges } from "../../calc/types.js";
 import { DesiredTable } from "./ruleset.js";
 import { renderRule, type PolicyRenderOptions } from "./policy.js";
 
@@ -115,6 +118,30 @@ describe("shared rules", () => {
         again.chains.get(name)!.rules.map((r) => nftText(r)),
         c.rules.map((r) => nftText(r)),
       );
+  });
+});
+
+describe("natOutgoing chains", () => {
+  it("exist only while some pool asks for natOutgoing, incrementally too", () => {
+    const mutable = testState();
+    const state = asState(mutable);
+    const natPools = [...state.pools.values()].filter((p) => p.natOutgoing);
+    assert.ok(natPools.length > 0, "the fixture has a natOutgoing pool");
+    const table = DesiredTable.fromState(state, testConfig());
+    assert.ok(table.chains.has(BASE.natPostrouting) && table.chains.has(CHAIN.natOutgoing));
+
+    for (const p of natPools) mutable.pools.set(p.name, { ...p, natOutgoing: false });
+    const changes = emptyChanges();
+    for (const p of natPools) changes.pools.add(p.name);
+    table.update(state, changes);
+    assert.ok(!table.chains.has(BASE.natPostrouting) && !table.chains.has(CHAIN.natOutgoing));
+    // The sets stay (the all-pools set is also the source of other rules).
+    assert.ok([...table.sets.keys()].some((n) => n.includes("masq-ipam-pools")));
+    assert.equal(DesiredTable.fromState(state, testConfig()).chains.has(BASE.natPostrouting), false);
+
+    mutable.pools.set(natPools[0]!.name, natPools[0]!);
+    table.update(state, changes);
+    assert.ok(table.chains.has(BASE.natPostrouting) && table.chains.has(CHAIN.natOutgoing));
   });
 });
 

@@ -12,7 +12,7 @@ import type { DataplaneConfig } from "../types.js";
 import { hostEndpointChains, workloadChains } from "./endpoint.js";
 import { clearMemberCaches, ipSetFor, poolSets, type DesiredSet } from "./ipsets.js";
 import { families, policyChains, profileChains, referencedSets, type PolicyRenderOptions } from "./policy.js";
-import { staticChains } from "./static.js";
+import { natChains, staticChains } from "./static.js";
 
 export interface DesiredMap {
   spec: MapSpec;
@@ -169,7 +169,10 @@ export class DesiredTable {
   private refreshPools(state: DesiredState, t: Touched): void {
     this.setPiece(
       "pools",
-      piece({ sets: families(this.cfg.ipv6).flatMap((f) => poolSets(state.pools.values(), f)) }),
+      piece({
+        sets: families(this.cfg.ipv6).flatMap((f) => poolSets(state.pools.values(), f)),
+        chains: natChains(this.cfg, state.pools.values()),
+      }),
       t,
     );
   }

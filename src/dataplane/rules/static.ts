@@ -6,7 +6,7 @@
  */
 import type { IPFamily } from "../../api/net.js";
 import { parseCIDROrIP } from "../../api/net.js";
-import type { LocalHostEndpoint } from "../../calc/types.js";
+import type { LocalHostEndpoint, PoolInfo } from "../../calc/types.js";
 import type { BaseChainSpec, Chain, Match, MapSpec, Rule, Verdict } from "../nft/model.js";
 import {
   BASE,
@@ -240,8 +240,18 @@ export function staticChains(
     );
   }
 
-  // natOutgoing (§6): source in a natOutgoing pool, destination outside every pool.
-  chains.push(
+  return { chains, maps: dispatchMaps() };
+}
+
+/**
+ * natOutgoing (§6): source in a natOutgoing pool, destination outside every pool. Only while
+ * some pool asks for it: a registered nat hook puts every forwarded packet of every flow
+ * through the NAT core (nf_nat_inet_fn), which costs throughput even with no rule to match.
+ */
+export function natChains(cfg: DataplaneConfig, pools: Iterable<PoolInfo>): Chain[] {
+  const fams = families(cfg.ipv6);
+  if (![...pools].some((p) => p.natOutgoing && fams.includes(p.cidr.family))) return [];
+  return [
     chain(
       BASE.natPostrouting,
       [r([], { type: "jump", chain: CHAIN.natOutgoing })],
@@ -249,7 +259,7 @@ export function staticChains(
     ),
     chain(
       CHAIN.natOutgoing,
-      families(cfg.ipv6).map((f: IPFamily) =>
+      fams.map((f: IPFamily) =>
         r(
           [
             { type: "addr-set", family: f, dir: "saddr", op: "==", set: ipSetName(f, MASQ_POOLS_SET_ID) },
@@ -259,6 +269,5 @@ export function staticChains(
         ),
       ),
     ),
-  );
-  return { chains, maps: dispatchMaps() };
+  ];
 }
