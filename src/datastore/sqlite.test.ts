@@ -228,6 +228,62 @@ describe("sqlite driver", () => {
     }
   });
 
+  test("another connection's commit wakes a watch through the file watch, not the slow poll", async () => {
+    const path = freshPath();
+    // The safety-net poll is a minute: only the directory watch can deliver within the test.
+    const a = new SqliteDatastore(path, { idlePollMs: 60_000 });
+    const b = new SqliteDatastore(path);
+    try {
+      const got: number[] = [];
+      const w = a.watch("/k/", 0, {
+        onEvents: (es) => got.push(...es.map((e) => (e.type === "put" ? e.kv.modRevision : e.revision))),
+        onError: () => {},
+      });
+      // Idle first, so the slow poll is the one armed when the commits come.
+      await new Promise((r) => setTimeout(r, 200));
+      for (let i = 0; i < 5; i++) {
+        const kv = await b.create(`/k/${i}`, "v");
+        const deadline = Date.now() + 5000;
+        while (!got.includes(kv.modRevision) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 2));
+        assert.ok(
+          got.includes(kv.modRevision),
+          `commit ${i} (revision ${kv.modRevision}) not seen within 5 s`,
+        );
+        await new Promise((r) => setTimeout(r, 120)); // past the burst: the slow poll again
+      }
+      w.close();
+    } finally {
+      await a.close();
+      await b.close();
+      rmSync(join(path, ".."), { recursive: true, force: true });
+    }
+  });
+
+  test("without the file watch, the fast poll delivers", async () => {
+    const path = freshPath();
+    const a = new SqliteDatastore(path, { fileWatch: false, idlePollMs: 60_000 });
+    const b = new SqliteDatastore(path);
+    try {
+      const got: number[] = [];
+      const w = a.watch("/k/", 0, {
+        onEvents: (es) => got.push(...es.map((e) => (e.type === "put" ? e.kv.modRevision : e.revision))),
+        onError: () => {},
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      const kv = await b.create("/k/x", "v");
+      const deadline = Date.now() + 5000;
+      while (!got.includes(kv.modRevision) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 2));
+      assert.ok(got.includes(kv.modRevision), "the commit was not seen within 5 s");
+      w.close();
+    } finally {
+      await a.close();
+      await b.close();
+      rmSync(join(path, ".."), { recursive: true, force: true });
+    }
+  });
+
   test("close stops the poll timer: an idle process with a watch can exit", async () => {
     const path = freshPath();
     const s = new SqliteDatastore(path);

@@ -9,12 +9,15 @@
  * - The events table holds one row per revision (until compaction), so a watch from any
  *   revision is a range scan, and a gap in it can only mean compaction.
  * - Watches in this process are pumped right after each local commit; commits by other
- *   processes are noticed by polling `PRAGMA data_version` (it changes only when another
- *   connection commits) every few milliseconds while a watch is open.
+ *   processes are noticed through `PRAGMA data_version` (it changes only when another
+ *   connection commits). While a watch is open, an inotify watch on the file's directory
+ *   (a commit writes the `-wal` file) starts a short burst of polls every few milliseconds;
+ *   between bursts a slow poll is the safety net. Without inotify, the fast poll runs all the
+ *   time (an idle agent then polls 200 times a second).
  */
 import Database from "better-sqlite3";
-import { existsSync, mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, mkdirSync, watch as watchFs, type FSWatcher } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
 import { casError } from "./cas.js";
 import type { Datastore, KV, ListResult, Watch, WatchEvent, WatchHandlers } from "./types.js";
 import { DatastoreError, DatastoreErrorCode } from "./types.js";
@@ -38,14 +41,27 @@ export interface SqliteDatastoreOptions {
    * write crosses the mark compacts below it (default 10,000; 0 never compacts on its own).
    */
   retainRevisions?: number;
-  /** How often open watches look for commits by other processes (ms). */
+  /** How often open watches look for commits by other processes during a burst (ms, default 5). */
   pollIntervalMs?: number;
+  /**
+   * Between bursts, with the file watch working (ms, default 100): the safety net for a
+   * commit whose file event was missed. A burst lasts `BURST_MS` after each file event.
+   */
+  idlePollMs?: number;
+  /** Watch the directory for commits (inotify; default true). false: poll fast all the time. */
+  fileWatch?: boolean;
   /**
    * `normal` (default): a commit survives a process crash; the last commits may roll back on
    * power loss, the file stays consistent. `full`: fsync on every commit.
    */
   synchronous?: "normal" | "full";
 }
+
+/**
+ * Fast polls after a file event. A commit appends to the `-wal` file (the event) and then
+ * publishes itself in the shared-memory index (no event), so the first poll can be too early.
+ */
+const BURST_MS = 50;
 
 /** Events handed to one `onEvents` call at most; a long replay is split over several turns. */
 const MAX_BATCH = 1000;
@@ -148,11 +164,16 @@ export class SqliteDatastore implements Datastore {
   /** The revision the last write transaction of this connection committed. */
   private lastWriteRev = 0;
   private readonly pollIntervalMs: number;
+  private readonly idlePollMs: number;
+  private readonly fileWatch: boolean;
   private closed = false;
 
   private readonly watches = new Set<SqliteWatch>();
   private pumpScheduled = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  private pollTimerFast = false;
+  private watcher: FSWatcher | undefined;
+  private burstUntil = 0;
   private lastDataVersion = -1;
 
   private readonly stmt: ReturnType<SqliteDatastore["prepare"]>;
@@ -172,6 +193,8 @@ export class SqliteDatastore implements Datastore {
     this.busyRetries = opts.busyRetries ?? 200;
     this.retainRevisions = opts.retainRevisions ?? 10_000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 5;
+    this.idlePollMs = Math.max(this.pollIntervalMs, opts.idlePollMs ?? 100);
+    this.fileWatch = opts.fileWatch ?? true;
     const busyTimeoutMs = opts.busyTimeoutMs ?? 50;
     try {
       makeParents(dirname(this.path));
@@ -483,11 +506,55 @@ export class SqliteDatastore implements Datastore {
     this.watches.add(w);
     if (this.pollTimer === undefined) {
       this.lastDataVersion = this.stmt.dataVersion.get() as number;
-      this.pollTimer = setInterval(() => this.poll(), this.pollIntervalMs);
-      this.pollTimer.unref();
+      this.startFileWatch();
+      this.schedulePoll();
     }
     this.kick();
     return w;
+  }
+
+  /** Commits by other processes write the `-wal` file next to ours: each one starts a burst. */
+  private startFileWatch(): void {
+    if (!this.fileWatch || this.watcher !== undefined) return;
+    const base = basename(this.path);
+    try {
+      this.watcher = watchFs(dirname(this.path), { persistent: false }, (_ev, name) => {
+        if (name === null || name.startsWith(base)) this.onFileEvent();
+      });
+      // An error (the directory removed, inotify limits) falls back to fast polling.
+      this.watcher.on("error", () => this.stopFileWatch());
+    } catch {
+      this.watcher = undefined; // no inotify here: poll fast
+    }
+  }
+
+  private stopFileWatch(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  private onFileEvent(): void {
+    if (this.closed || this.watches.size === 0) return;
+    this.burstUntil = Date.now() + BURST_MS;
+    this.poll();
+    if (!this.pollTimerFast) this.schedulePoll();
+  }
+
+  /** The next poll: fast during a burst or without a file watch, slow otherwise. */
+  private schedulePoll(): void {
+    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
+    const fast = this.watcher === undefined || Date.now() < this.burstUntil;
+    this.pollTimerFast = fast;
+    this.pollTimer = setTimeout(
+      () => {
+        this.pollTimer = undefined;
+        if (this.closed || this.watches.size === 0) return;
+        this.poll();
+        this.schedulePoll();
+      },
+      fast ? this.pollIntervalMs : this.idlePollMs,
+    );
+    this.pollTimer.unref();
   }
 
   close(): Promise<void> {
@@ -507,8 +574,9 @@ export class SqliteDatastore implements Datastore {
   }
 
   private stopPolling(): void {
-    if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
+    this.stopFileWatch();
   }
 
   private closedError(): DatastoreError {
