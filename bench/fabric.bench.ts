@@ -31,7 +31,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PLUGIN_MAIN } from "../src/cni/plugin-paths.js";
-import { run, runOk } from "../src/dataplane/netns.js";
+import { run, runOk, type RunResult } from "../src/dataplane/netns.js";
 import { labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
 import { ProbeClient } from "../src/lab/lab-probe.js";
 import { labLocation, type LabLocation, type LabState, type LabWorkload } from "../src/lab/lab-state.js";
@@ -305,11 +305,8 @@ async function buildLimit(
 // ---------------------------------------------------------------------------------------------
 // (d): CNI ADD → reachable from every other host
 
-interface CniRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** The plugin's exit code, result and log. */
+type CniRun = RunResult;
 
 /** The calico CNI plugin run in a lab host's namespace exactly as the lab runs it (src/lab/lab.ts). */
 function cni(
@@ -338,29 +335,11 @@ function cni(
     CNI_PATH: dirname(PLUGIN_MAIN.calico),
   };
   const hostNetns = s.hosts.find((h) => h.name === host)!.netns;
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "nsenter",
-      [`--net=/run/netns/${hostNetns}`, "--", process.execPath, PLUGIN_MAIN.calico],
-      {
-        env,
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-    child.stdin.end(JSON.stringify(conf));
+  return run(process.execPath, [PLUGIN_MAIN.calico], {
+    netns: hostNetns,
+    env,
+    input: JSON.stringify(conf),
+    timeoutMs: 60_000,
   });
 }
 

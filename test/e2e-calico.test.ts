@@ -22,9 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runOk } from "../src/dataplane/netns.js";
-import { openDatastore } from "../src/datastore/open.js";
-import { ResourceStore } from "../src/datastore/resources.js";
-import { readAgentStatus } from "../src/lab/agent-status.js";
+import type { ResourceStore } from "../src/datastore/resources.js";
 import { FABRIC_V4, FABRIC_V6, labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
 import { ProbeClient, connectivityMatrix, type MatrixCell } from "../src/lab/lab-probe.js";
 import { labLocation, requireLabState, type LabState } from "../src/lab/lab-state.js";
@@ -37,6 +35,7 @@ import {
   type ModelResource,
 } from "./helpers/e2e-calico-model.js";
 import { formatMatrices } from "./helpers/e2e-netpol-model.js";
+import { waitLabApplied, withLabStore } from "./helpers/e2e-lab.js";
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && process.env.CI === undefined ? "needs root (network namespaces, nftables)" : false;
@@ -83,30 +82,8 @@ const res = (
   meta: { namespace?: string; labels?: Record<string, string> } = {},
 ): ModelResource => ({ apiVersion: "projectcalico.org/v3", kind, metadata: { name, ...meta }, spec });
 
-async function withStore<T>(f: (store: ResourceStore) => Promise<T>): Promise<T> {
-  const ds = await openDatastore(state.datastore.url);
-  try {
-    return await f(new ResourceStore(ds));
-  } finally {
-    await ds.close();
-  }
-}
-
-/** Until every calico-node has applied `revision` (bounded). */
-async function waitApplied(revision: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const behind = state.hosts.filter(
-      (h) => (readAgentStatus(h.statusFile)?.appliedRevision ?? 0) < revision,
-    );
-    if (behind.length === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(
-        `calico-node on ${behind.map((h) => h.name).join(", ")} did not apply revision ${revision} within 30 s`,
-      );
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const withStore = <T>(f: (store: ResourceStore) => Promise<T>): Promise<T> => withLabStore(state, f);
+const waitApplied = (revision: number): Promise<void> => waitLabApplied(state, revision);
 
 const flushConntrack = () =>
   Promise.all(state.hosts.map((h) => runOk("conntrack", ["-F"], { netns: h.netns })));

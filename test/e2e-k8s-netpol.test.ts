@@ -26,13 +26,12 @@ import {
   type K8sNetworkPolicySpec,
 } from "../src/api/k8s-network-policy.js";
 import { runOk } from "../src/dataplane/netns.js";
-import { openDatastore } from "../src/datastore/open.js";
-import { ResourceStore } from "../src/datastore/resources.js";
-import { readAgentStatus } from "../src/lab/agent-status.js";
+import type { ResourceStore } from "../src/datastore/resources.js";
 import { labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
 import { connectivityMatrix, type MatrixCell } from "../src/lab/lab-probe.js";
 import { labLocation, requireLabState, type LabState } from "../src/lab/lab-state.js";
 import { allowed, formatMatrices, type ModelPod, type Probe } from "./helpers/e2e-netpol-model.js";
+import { waitLabApplied, withLabStore } from "./helpers/e2e-lab.js";
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && process.env.CI === undefined ? "needs root (network namespaces, nftables)" : false;
@@ -62,30 +61,8 @@ const loc = labLocation(`e2e${tag}`.slice(0, 10), join(root, "lab"));
 let pods: ModelPod[] = [];
 let state: LabState;
 
-async function withStore<T>(f: (store: ResourceStore) => Promise<T>): Promise<T> {
-  const ds = await openDatastore(state.datastore.url);
-  try {
-    return await f(new ResourceStore(ds));
-  } finally {
-    await ds.close();
-  }
-}
-
-/** Until every calico-node has applied `revision` (bounded). */
-async function waitApplied(revision: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const behind = state.hosts.filter(
-      (h) => (readAgentStatus(h.statusFile)?.appliedRevision ?? 0) < revision,
-    );
-    if (behind.length === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(
-        `calico-node on ${behind.map((h) => h.name).join(", ")} did not apply revision ${revision} within 30 s`,
-      );
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const withStore = <T>(f: (store: ResourceStore) => Promise<T>): Promise<T> => withLabStore(state, f);
+const waitApplied = (revision: number): Promise<void> => waitLabApplied(state, revision);
 
 const knp = (namespace: string, name: string, spec: K8sNetworkPolicySpec): K8sNetworkPolicy => ({
   apiVersion: "networking.k8s.io/v1",

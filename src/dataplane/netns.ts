@@ -15,6 +15,8 @@ export interface RunOptions {
   input?: string;
   /** Kill the child after this long (default 30 s). */
   timeoutMs?: number;
+  /** The child's environment (default: ours). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunResult {
@@ -34,7 +36,10 @@ export function commandIn(netns: string | undefined, cmd: string, args: readonly
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const argv = commandIn(opts.netns, cmd, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ["pipe", "pipe", "pipe"],
+      ...(opts.env !== undefined ? { env: opts.env } : {}),
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));

@@ -19,11 +19,10 @@
  * namespace carries the lab's prefix, so `labDown` removes all of it even after a crash.
  * docs/lab.md has the details.
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { run, runOk } from "../dataplane/netns.js";
+import { run, runOk, type RunResult } from "../dataplane/netns.js";
 import { CalicoError } from "../errors.js";
 import { PLUGIN_MAIN } from "../cni/plugin-paths.js";
 import { readAgentStatus } from "./agent-status.js";
@@ -300,11 +299,8 @@ export function startAgent(s: LabState, h: LabHost): void {
   writeLabState(s);
 }
 
-interface CniRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** The plugin's exit code, result and log. */
+type CniRun = RunResult;
 
 /** Run the real `calico` CNI plugin in `host`'s namespace, as a container runtime does. */
 function invokeCni(s: LabState, host: LabHost, command: "ADD" | "DEL", w: LabWorkload): Promise<CniRun> {
@@ -327,29 +323,11 @@ function invokeCni(s: LabState, host: LabHost, command: "ADD" | "DEL", w: LabWor
     CNI_ARGS: `K8S_POD_NAMESPACE=${w.namespace};K8S_POD_NAME=${w.name}`,
     CNI_PATH: dirname(PLUGIN_MAIN.calico),
   };
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "nsenter",
-      [`--net=/run/netns/${host.netns}`, "--", process.execPath, PLUGIN_MAIN.calico],
-      {
-        env,
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-    child.stdin.end(JSON.stringify(conf));
+  return run(process.execPath, [PLUGIN_MAIN.calico], {
+    netns: host.netns,
+    env,
+    input: JSON.stringify(conf),
+    timeoutMs: 60_000,
   });
 }
 
