@@ -128,6 +128,37 @@ describe("agent loop", () => {
     await agent.stop();
   });
 
+  test("routes waiting for their interface are retried with back-off, not counted as failures", async () => {
+    const { dp, agent, fatal } = setup({
+      maxConsecutiveFailures: 2,
+      waitingRetry: { initialMs: 10, maxMs: 40 },
+    });
+    dp.waitingNext = [2, 2, 1, 1];
+    agent.onStatus(SyncStatus.IN_SYNC);
+    await until(() => dp.calls.length === 5, "four retries after the first apply");
+    await sleep(60);
+    assert.equal(dp.calls.length, 5, "no retry once nothing waits");
+    assert.deepEqual(
+      dp.calls.map((c) => c.full),
+      [true, false, false, false, false],
+      "retries are incremental",
+    );
+    assert.equal(fatal.length, 0);
+    assert.equal(agent.health().ready, true);
+
+    // A change is not held behind a pending (long) retry, and idle() does not wait for one.
+    const slow = setup({ waitingRetry: { initialMs: 60_000, maxMs: 60_000 } });
+    slow.dp.waitingNext = [1];
+    slow.agent.onStatus(SyncStatus.IN_SYNC);
+    await until(() => slow.dp.calls.length === 1, "first apply");
+    await slow.agent.idle();
+    slow.agent.onUpdates([{ key: wep("new"), value: {} }]);
+    await until(() => slow.dp.calls.length === 2, "the change applied at once");
+    assert.deepEqual(slow.dp.calls[1]!.changed, [wep("new")]);
+    await slow.agent.stop();
+    await agent.stop();
+  });
+
   test("the resync timer forces full applies", async () => {
     const { dp, agent, metrics } = setup({ resyncIntervalMs: 15 });
     agent.onStatus(SyncStatus.IN_SYNC);

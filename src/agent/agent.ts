@@ -32,6 +32,8 @@ export interface AgentOptions {
   maxConsecutiveFailures?: number;
   /** Retry back-off after a failed apply: doubles from initialMs up to maxMs. */
   retryBackoff?: { initialMs: number; maxMs: number };
+  /** Retry of routes waiting for their interface: doubles from initialMs up to maxMs. */
+  waitingRetry?: { initialMs: number; maxMs: number };
   /** An apply running longer than this makes the agent not live (default 5 min). */
   applyTimeoutMs?: number;
   /** Called once when the agent gives up; the agent has already stopped applying. */
@@ -66,6 +68,7 @@ export class Agent {
   private resyncIntervalMs: number;
   private readonly maxFailures: number;
   private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly waitingRetry: { initialMs: number; maxMs: number };
   private readonly applyTimeoutMs: number;
   private readonly onFatal: (err: Error) => void;
   private readonly deliveredRevision: () => number;
@@ -89,6 +92,10 @@ export class Agent {
   private applying: Promise<void> | undefined;
   private applyStarted = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The timer only retries waiting routes: an apply that is due sooner replaces it. */
+  private timerSoft = false;
+  /** Consecutive applies that left routes waiting for their interfaces (for the backoff). */
+  private waitingApplies = 0;
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private fatal: Error | undefined;
@@ -107,6 +114,7 @@ export class Agent {
     this.resyncIntervalMs = opts.resyncIntervalMs ?? 90_000;
     this.maxFailures = opts.maxConsecutiveFailures ?? 5;
     this.backoff = opts.retryBackoff ?? { initialMs: 100, maxMs: 10_000 };
+    this.waitingRetry = opts.waitingRetry ?? { initialMs: 250, maxMs: 10_000 };
     this.applyTimeoutMs = opts.applyTimeoutMs ?? 300_000;
     this.onFatal = opts.onFatal ?? (() => {});
     this.deliveredRevision = opts.deliveredRevision ?? (() => 0);
@@ -197,7 +205,8 @@ export class Agent {
   }
 
   private isIdle(): boolean {
-    return this.applying === undefined && this.timer === undefined;
+    // A waiting-route retry is background work: nothing delivered is left to apply.
+    return this.applying === undefined && (this.timer === undefined || this.timerSoft);
   }
 
   private notifyIdle(): void {
@@ -228,9 +237,14 @@ export class Agent {
   }
 
   /** Arrange an apply after `delayMs` unless one is already due (an earlier timer wins). */
-  private schedule(delayMs: number): void {
+  private schedule(delayMs: number, soft = false): void {
     if (this.stopped || !this.everInSync || this.fatal !== undefined) return;
-    if (this.timer !== undefined || this.applying !== undefined) return; // runs when the apply ends
+    if (this.applying !== undefined) return; // runs when the apply ends
+    if (this.timer !== undefined) {
+      if (!this.timerSoft || soft) return;
+      clearTimeout(this.timer); // a real change does not wait for a waiting-route retry
+    }
+    this.timerSoft = soft;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.dirty || this.needFull) void this.runApply();
@@ -250,10 +264,21 @@ export class Agent {
     this.dirty = false;
     this.applyStarted = Date.now();
     let retryIn: number | undefined;
+    let waitIn: number | undefined;
     const done = (async () => {
       try {
         const res = await this.dataplane.apply(this.calc.state, changes, { full });
         this.failures = 0;
+        // Routes whose interface is not there: a workload between its endpoint and its veth
+        // (CNI ADD) or after its veth (DEL). Not a failure; try again soon, backing off.
+        const waiting = res.routesWaiting ?? 0;
+        if (waiting > 0) {
+          waitIn = Math.min(this.waitingRetry.maxMs, this.waitingRetry.initialMs * 2 ** this.waitingApplies);
+          const fields = { routes: waiting, retryInMs: waitIn };
+          if (this.waitingApplies === 0) this.log.info("Routes wait for their interfaces", fields);
+          else this.log.debug("Routes wait for their interfaces", fields);
+          this.waitingApplies++;
+        } else this.waitingApplies = 0;
         this.lastApplyOk = true;
         this.appliedRevision = Math.max(this.appliedRevision, revision);
         this.metrics?.setState(this.calc.state);
@@ -301,8 +326,13 @@ export class Agent {
       this.dirty = true;
     }
     this.report(this.health());
+    this.timerSoft = false;
     if (retryIn !== undefined) this.schedule(retryIn);
     else if (this.dirty || this.needFull) this.schedule(this.debounceMs);
+    else if (waitIn !== undefined) {
+      this.dirty = true; // nothing new to flush: the apply retries the waiting routes
+      this.schedule(waitIn, true);
+    }
     this.notifyIdle();
   }
 

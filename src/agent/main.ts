@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
+import { CNI_DAEMON_DIR, CniDaemon, daemonSocketPath, netnsInode } from "../cni/daemon.js";
 import { commandIn } from "../dataplane/netns.js";
 import { BgpSpeaker } from "../bgp/speaker.js";
 import { CalcGraph } from "../calc/calc-graph.js";
@@ -94,6 +95,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       "BGP passwords: secretKeyRef {name, key} is read from <dir>/<name>/<key>",
       "/etc/calico/bgp-secrets",
     )
+    .option("--no-cni-daemon", "do not answer the CNI plugins (as CALICO_CNI_DAEMON=false; docs/cni.md)")
+    .option("--cni-socket-dir <dir>", "where the CNI daemon's socket goes", CNI_DAEMON_DIR)
     .addHelpText("after", `\n${describeDatastoreSetting(env)}`)
     .parse(argv);
   const o = program.opts<{
@@ -110,6 +113,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     statusFile?: string;
     bgp: boolean;
     bgpSecretsDir: string;
+    cniDaemon: boolean;
+    cniSocketDir: string;
   }>();
   const nodename = o.nodename ?? defaultNodename(env);
   const backend = (env.CALICO_NETWORKING_BACKEND ?? "bird").toLowerCase();
@@ -151,6 +156,22 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
+
+  // The CNI daemon needs only the datastore, so containers can start while the agent syncs.
+  let cni: CniDaemon | undefined;
+  if (o.cniDaemon && !/^(false|0|no)$/i.test(env.CALICO_CNI_DAEMON ?? "")) {
+    const d = new CniDaemon({
+      ...(o.netns !== undefined ? { hostNetns: o.netns } : {}),
+      socketPath: daemonSocketPath(netnsInode(o.netns), o.cniSocketDir),
+      log,
+    });
+    try {
+      await d.start();
+      cni = d;
+    } catch (e) {
+      log.warn("CNI daemon not started: the plugins run on their own", { error: (e as Error).message });
+    }
+  }
 
   let end: RunEnd = "stopped";
   try {
@@ -200,6 +221,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       end = await run.stopped;
     } while (end === "restart" && !stopping);
   } finally {
+    await cni?.stop();
     await datastore.close();
   }
   if (end instanceof Error) {

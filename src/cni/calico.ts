@@ -46,6 +46,8 @@ function requireCalicoIpam(ctx: PluginContext): void {
 
 async function withDatastore<T>(ctx: PluginContext, fn: (ds: Datastore) => Promise<T>): Promise<T> {
   ctx.log.phase("handlers loaded");
+  if (ctx.sharedDatastore !== undefined)
+    return fn(await ctx.sharedDatastore(ctx.conf.datastore, ctx.processEnv));
   const ds = await openPluginDatastore(ctx.conf.datastore, ctx.processEnv);
   ctx.log.phase("datastore open");
   try {
@@ -61,7 +63,7 @@ const kernelError = (what: string, e: unknown): CniError =>
 
 async function add(ctx: PluginContext): Promise<CniResult> {
   requireCalicoIpam(ctx);
-  const { env, conf, log } = ctx;
+  const { env, conf, log, hostNetns } = ctx;
   const id = endpointIdentity(env, conf.nodename, conf.name);
   return withDatastore(ctx, async (ds) => {
     const existing = await getEndpoint(ds, id);
@@ -84,6 +86,7 @@ async function add(ctx: PluginContext): Promise<CniResult> {
     try {
       const spec = {
         hostIface: id.hostIface,
+        hostNetns,
         ifname: env.ifname,
         netns: env.netns,
         mtu: conf.mtu,
@@ -98,9 +101,9 @@ async function add(ctx: PluginContext): Promise<CniResult> {
           // A host end with our name that setupVeth did not create is left by a previous
           // sandbox of the same pod: Calico replaces it. Looked for only on failure, to keep
           // the common ADD at two `ip` runs.
-          if ((await showLink(id.hostIface)) === undefined) throw e;
+          if ((await showLink(id.hostIface, hostNetns)) === undefined) throw e;
           log.warn(`replacing a stale ${id.hostIface}`);
-          await deleteLink(id.hostIface);
+          await deleteLink(id.hostIface, hostNetns);
           ({ containerMac: mac } = await setupVeth(spec));
         }
       } catch (e) {
@@ -140,7 +143,7 @@ async function add(ctx: PluginContext): Promise<CniResult> {
       return conf.prevResult !== undefined ? appendResult(conf.prevResult, mine) : mine;
     } catch (e) {
       log.warn(`ADD failed, rolling back: ${(e as Error).message}`);
-      if (vethMade) await deleteLink(id.hostIface).catch(() => false);
+      if (vethMade) await deleteLink(id.hostIface, hostNetns).catch(() => false);
       const wep = await getEndpoint(ds, id).catch(() => undefined);
       if (wep !== undefined && wep.spec.containerID === env.containerID)
         await deleteEndpoint(ds, wep).catch(() => undefined);
@@ -160,7 +163,7 @@ async function del(ctx: PluginContext): Promise<void> {
     try {
       // Deleting the host end takes the container end with it. When the endpoint belongs to a
       // newer sandbox of the same pod, the host name is that sandbox's: only touch our netns.
-      const gone = mine ? await deleteLink(id.hostIface) : false;
+      const gone = mine ? await deleteLink(id.hostIface, ctx.hostNetns) : false;
       if (!gone && env.netns !== "") {
         const { existsSync } = await import("node:fs");
         if (existsSync(env.netns)) await deleteLink(env.ifname, env.netns);
@@ -195,7 +198,7 @@ async function check(ctx: PluginContext): Promise<void> {
     if (held.length === 0) problems.push(`IPAM holds no address for handle ${conf.name}.${env.containerID}`);
     for (const n of nets)
       if (!want.includes(n)) problems.push(`endpoint address ${n} is not allocated to this container`);
-    const st = await readVethState(id.hostIface, env.ifname, env.netns);
+    const st = await readVethState(id.hostIface, env.ifname, env.netns, ctx.hostNetns);
     if (st.host === undefined) problems.push(`host interface ${id.hostIface} is missing`);
     else {
       if (st.host.address !== WORKLOAD_HOST_MAC)
@@ -275,7 +278,7 @@ async function gc(ctx: PluginContext): Promise<void> {
         !keep.has(`${String(w.spec.containerID)}/${String(w.spec.endpoint)}`),
     );
     for (const w of stale) {
-      await deleteLink(String(w.spec.interfaceName)).catch(() => false);
+      await deleteLink(String(w.spec.interfaceName), ctx.hostNetns).catch(() => false);
       await deleteEndpoint(ds, w);
     }
     const released = await collectHandles(ds, conf.name, conf.nodename, valid);

@@ -34,6 +34,8 @@ export interface Invocation {
   args?: string;
   conf: Record<string, unknown>;
   plugin?: keyof typeof PLUGIN_MAIN;
+  /** More environment for the plugin process. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class CniLab {
@@ -121,6 +123,7 @@ export class CniLab {
       ...(inv.netns !== undefined ? { CNI_NETNS: inv.netns } : {}),
       ...(inv.ifname !== undefined ? { CNI_IFNAME: inv.ifname } : {}),
       ...(inv.args !== undefined ? { CNI_ARGS: inv.args } : {}),
+      ...inv.env,
     };
     const t0 = performance.now();
     return new Promise((resolve, reject) => {

@@ -1,12 +1,15 @@
 /**
  * Installing the plugins for a container runtime (what calico-node's install step does in
- * Calico): a small executable per plugin in the runtime's plugin directory (a shell wrapper
- * that execs this Node on the compiled plugin, so it works wherever the checkout is) and a
- * `10-calico.conflist` in its configuration directory.
+ * Calico): a small executable per plugin in the runtime's plugin directory and a
+ * `10-calico.conflist` in its configuration directory. The executable is a shell script: it
+ * hands the invocation to calico-node's CNI daemon when one serves its network namespace
+ * (daemon.ts), and otherwise execs this Node on the compiled plugin (the bundle), so it works
+ * wherever the checkout is and whether or not calico-node runs.
  */
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUNDLE_FILES, writeBundle } from "./bundle.js";
+import { CNI_DAEMON_DIR, WIRE_MAGIC } from "./daemon.js";
 import { PLUGIN_MAIN } from "./plugin-paths.js";
 
 export interface InstallOptions {
@@ -39,6 +42,53 @@ function writeAtomic(path: string, text: string, mode: number): void {
 
 const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/**
+ * The plugin executable: POSIX sh, `readlink`, `env -0` and OpenBSD `nc -U` (netcat-openbsd).
+ * The request is sent only when the daemon's socket is there; an answer without the daemon's
+ * greeting means it never took the request, so running the plugin here is safe; a greeting
+ * with no exit code means it stopped mid-request, which is reported as "try again later"
+ * rather than risking a second ADD.
+ */
+export function pluginScript(name: string, runHere: string, socketDir = CNI_DAEMON_DIR): string {
+  return `#!/bin/sh
+# calico-ts CNI plugin ${name}: answered by calico-node's CNI daemon when one serves this
+# network namespace, else run in this process (src/cni/install.ts, src/cni/daemon.ts).
+ns=$(readlink /proc/self/ns/net 2>/dev/null) || ns=
+ns=\${ns#net:[}
+ns=\${ns%]}
+sock=${shQuote(socketDir)}/net-$ns.sock
+if [ -n "$ns" ] && [ -S "$sock" ] && [ -z "\${CALICO_CNI_NO_DAEMON-}" ] && command -v nc >/dev/null 2>&1; then
+  conf=$(cat; printf .)
+  conf=\${conf%.}
+  out=$( { printf '${WIRE_MAGIC}\\0%s\\0' ${shQuote(name)}; env -0; printf '\\0%s' "$conf"; } | nc -NU "$sock" 2>/dev/null; printf .)
+  out=\${out%.}
+  nl='
+'
+  case $out in
+  "${WIRE_MAGIC}$nl"*)
+    rest=\${out#"${WIRE_MAGIC}$nl"}
+    code=\${rest%%"$nl"*}
+    case $rest in
+    *"$nl"*) ;;
+    *) code=x ;;
+    esac
+    case $code in
+    '' | *[!0-9]*)
+      printf '{"cniVersion":"1.0.0","code":11,"msg":"calico-node stopped answering the CNI request; try again later"}\\n'
+      exit 1
+      ;;
+    esac
+    printf '%s' "\${rest#*"$nl"}"
+    exit "$code"
+    ;;
+  esac
+  printf '%s' "$conf" | ${runHere}
+  exit $?
+fi
+exec ${runHere}
+`;
+}
+
 export function conflist(o: InstallOptions): Record<string, unknown> {
   return {
     name: o.networkName,
@@ -69,11 +119,7 @@ export function installCni(o: InstallOptions): InstallResult {
     const path = join(o.binDir, name);
     const target =
       bundle !== undefined ? `${shQuote(join(o.binDir, BUNDLE_FILES.loader))} ${name}` : shQuote(main);
-    writeAtomic(
-      path,
-      `#!/bin/sh\n# calico-ts CNI plugin ${name}\nexec ${shQuote(node)} ${target} "$@"\n`,
-      0o755,
-    );
+    writeAtomic(path, pluginScript(name, `${shQuote(node)} ${target} "$@"`), 0o755);
     files.push(path);
   }
   const conf = join(o.confDir, "10-calico.conflist");

@@ -5,6 +5,7 @@
  * others, or the spec's error JSON with a non-zero exit. Handlers are loaded lazily so VERSION
  * and configuration errors never pay for the datastore and IPAM modules.
  */
+import type { Datastore } from "../datastore/types.js";
 import { decodeConfig, parseNetConf, type NetConf } from "./config.js";
 import { readCniEnv, type CniEnv } from "./env.js";
 import { CniLog } from "./log.js";
@@ -24,7 +25,17 @@ export interface PluginContext {
   log: CniLog;
   /** The process environment (for CALICO_DATASTORE, and handed to delegated plugins). */
   processEnv: NodeJS.ProcessEnv;
+  /**
+   * The host's network namespace (name or path) the host end of a veth lives in; undefined:
+   * the caller's own, as for a plugin process a runtime started.
+   */
+  hostNetns?: string;
+  /** Datastores kept open by the caller (the CNI daemon); undefined: open and close one per run. */
+  sharedDatastore?: SharedDatastore;
 }
+
+/** Opens (or returns the already open) datastore for a URL; the caller owns and closes it. */
+export type SharedDatastore = (url: string | undefined, env: NodeJS.ProcessEnv) => Promise<Datastore>;
 
 export interface PluginHandlers {
   add(ctx: PluginContext): Promise<CniResult>;
@@ -38,6 +49,8 @@ export interface PluginIO {
   env: NodeJS.ProcessEnv;
   stdin: () => Promise<string>;
   stdout: (text: string) => void;
+  hostNetns?: string;
+  sharedDatastore?: SharedDatastore;
 }
 
 /** The minimum spec version of each command (older versions do not have it). */
@@ -93,7 +106,14 @@ export async function runPlugin(
       );
     }
     const handlers = await load();
-    const ctx: PluginContext = { env, conf, log, processEnv: io.env };
+    const ctx: PluginContext = {
+      env,
+      conf,
+      log,
+      processEnv: io.env,
+      ...(io.hostNetns !== undefined ? { hostNetns: io.hostNetns } : {}),
+      ...(io.sharedDatastore !== undefined ? { sharedDatastore: io.sharedDatastore } : {}),
+    };
     log.debug(`${env.command} ifname=${env.ifname} netns=${env.netns} args=${JSON.stringify(env.args)}`);
     switch (env.command) {
       case "ADD": {

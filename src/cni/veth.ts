@@ -16,6 +16,8 @@ export { WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6, WORKLOAD_HOST_MAC };
 
 export interface VethSpec {
   hostIface: string;
+  /** The network namespace the host end goes in (name or path); undefined: ours. */
+  hostNetns?: string | undefined;
   ifname: string;
   /** The container's netns path (CNI_NETNS). */
   netns: string;
@@ -36,17 +38,46 @@ export function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
-/** The host-end sysctls Calico sets (reference §1.7), written through /proc in our netns. */
-function hostSysctls(iface: string, v6: boolean): void {
-  const w = (path: string, value: string): void => writeFileSync(`/proc/sys/net/${path}`, value);
-  w(`ipv4/conf/${iface}/forwarding`, "1");
-  w(`ipv4/conf/${iface}/proxy_arp`, "1");
-  w(`ipv4/neigh/${iface}/proxy_delay`, "0");
-  if (v6 && existsSync(`/proc/sys/net/ipv6/conf/${iface}`)) {
-    w(`ipv6/conf/${iface}/accept_ra`, "0");
-    w(`ipv6/conf/${iface}/proxy_ndp`, "1");
-    w(`ipv6/conf/${iface}/forwarding`, "1");
+/** The host-end sysctls Calico sets (reference §1.7), relative to /proc/sys/net. */
+function hostSysctls(iface: string): { v4: [string, string][]; v6: [string, string][] } {
+  return {
+    v4: [
+      [`ipv4/conf/${iface}/forwarding`, "1"],
+      [`ipv4/conf/${iface}/proxy_arp`, "1"],
+      [`ipv4/neigh/${iface}/proxy_delay`, "0"],
+    ],
+    v6: [
+      [`ipv6/conf/${iface}/accept_ra`, "0"],
+      [`ipv6/conf/${iface}/proxy_ndp`, "1"],
+      [`ipv6/conf/${iface}/forwarding`, "1"],
+    ],
+  };
+}
+
+/**
+ * The host end: links and routes by `ip -batch`, then the sysctls. In our own namespace they are
+ * written through /proc; in another (the CNI daemon of an agent run with --netns) the same
+ * process writes them after entering it: /proc/sys/net is the opener's namespace's.
+ */
+async function setupHostEnd(s: VethSpec, batch: string[]): Promise<void> {
+  const input = `${batch.join("\n")}\n`;
+  const { v4, v6 } = hostSysctls(s.hostIface);
+  const withV6 = s.ipv6.length > 0;
+  if (s.hostNetns === undefined) {
+    await runOk("ip", ["-batch", "-"], { input });
+    const w = ([path, value]: [string, string]): void => writeFileSync(`/proc/sys/net/${path}`, value);
+    v4.forEach(w);
+    if (withV6 && existsSync(`/proc/sys/net/ipv6/conf/${s.hostIface}`)) v6.forEach(w);
+    return;
   }
+  const echo = (l: [string, string][]): string =>
+    l.map(([p, v]) => `echo ${v} > /proc/sys/net/${p}`).join(" && ");
+  const script = [
+    "ip -batch -",
+    echo(v4),
+    ...(withV6 ? [`{ [ ! -d /proc/sys/net/ipv6/conf/${s.hostIface} ] || { ${echo(v6)}; }; }`] : []),
+  ].join(" && ");
+  await runOk("sh", ["-c", script], { input, netns: s.hostNetns });
 }
 
 /** Create and address the pair. On failure the host end is removed again before the error is thrown. */
@@ -74,21 +105,24 @@ export async function setupVeth(s: VethSpec): Promise<VethResult> {
     ...(s.ipv6.length > 0 ? [`route add default via ${WORKLOAD_GATEWAY_V6} dev ${wl}`] : []),
   ];
   try {
-    await runOk("ip", ["-batch", "-"], { input: `${host.join("\n")}\n` });
-    hostSysctls(s.hostIface, s.ipv6.length > 0);
+    await setupHostEnd(s, host);
     await runOk("ip", ["-batch", "-"], { input: `${container.join("\n")}\n`, netns: s.netns });
   } catch (e) {
     // The link-add may have failed because the name is someone else's: delete only a pair
     // whose peer we created, i.e. only if the add itself got through.
-    const created = await hostIfaceHasPeerIn(s.hostIface, s.netns);
-    if (created) await deleteLink(s.hostIface);
+    const created = await hostIfaceHasPeerIn(s.hostIface, s.netns, s.hostNetns);
+    if (created) await deleteLink(s.hostIface, s.hostNetns);
     throw e;
   }
   return { containerMac };
 }
 
-async function hostIfaceHasPeerIn(hostIface: string, netns: string): Promise<boolean> {
-  const link = await showLink(hostIface);
+async function hostIfaceHasPeerIn(
+  hostIface: string,
+  netns: string,
+  hostNetns: string | undefined,
+): Promise<boolean> {
+  const link = await showLink(hostIface, hostNetns);
   if (link === undefined) return false;
   const peer = await run("ip", ["-j", "link", "show"], { netns });
   if (peer.code !== 0) return false;
@@ -142,12 +176,17 @@ export interface VethState {
   containerRoutes: { dst: string; gw?: string }[];
 }
 
-export async function readVethState(hostIface: string, ifname: string, netns: string): Promise<VethState> {
-  const host = await showLink(hostIface);
+export async function readVethState(
+  hostIface: string,
+  ifname: string,
+  netns: string,
+  hostNetns?: string,
+): Promise<VethState> {
+  const host = await showLink(hostIface, hostNetns);
   const hostRoutes: string[] = [];
   if (host !== undefined) {
     for (const fam of ["-4", "-6"]) {
-      const r = await runOk("ip", [fam, "-j", "route", "show", "dev", hostIface]);
+      const r = await runOk("ip", [fam, "-j", "route", "show", "dev", hostIface], { netns: hostNetns });
       for (const rt of JSON.parse(r) as IpRoute[]) hostRoutes.push(rt.dst);
     }
   }

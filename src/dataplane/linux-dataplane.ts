@@ -131,7 +131,11 @@ export class LinuxDataplane implements Dataplane {
       // An incremental apply whose changes name no route (and whose route count is the last
       // apply's) cannot differ from it — every failure and config change makes the next apply
       // full —, so the 2,000-route rebuild and diff is skipped (~3–5 ms per change).
-      const routesSame = !full && changes.routes.size === 0 && state.routes.size === this.lastRouteCount;
+      const routesSame =
+        !full &&
+        changes.routes.size === 0 &&
+        state.routes.size === this.lastRouteCount &&
+        (this.routes.waiting?.length ?? 0) === 0;
       const routes = await timed(() =>
         routesSame
           ? Promise.resolve(0)
@@ -162,6 +166,7 @@ export class LinuxDataplane implements Dataplane {
       nftScriptBytes: nft.scriptBytes,
       routesChanged: routesR.value,
       linksChanged: linksR.value,
+      routesWaiting: this.routes.waiting?.length ?? 0,
       durationMs: this.now() - start,
       nftPlanMs: Math.round(nft.planMs),
       nftWriteMs: Math.round(nft.writeMs),

@@ -12,9 +12,13 @@
  *   sendmsg. No process is spawned (a spawn from the agent costs tens of ms).
  * - `ip` when koffi cannot load (or `via: "ip"`, `CALICO_RTNETLINK=0`): `ip -j route show
  *   proto N` and ONE `ip -force -batch -` of `route replace` / `route del` (lab-recipes §7).
- * Either way a route that fails (its interface vanished, ...) does not stop the others; the
- * apply then throws ROUTE_APPLY_FAILED naming each failed route and why, and the next apply
- * reads the kernel back.
+ * Workloads come and go while we apply: a route whose interface does not exist (yet, or any
+ * more) is not an error but WAITING — left out of the belief so every later apply tries it
+ * again, and listed in `waiting` so the caller can schedule that apply (Felix waits for the
+ * interface the same way) —, and a delete the kernel answers "no such route" (ESRCH: the
+ * interface went and took its routes) is done. Any other failure does not stop the other
+ * routes; the apply then throws ROUTE_APPLY_FAILED naming each failed route and why, and the
+ * next apply reads the kernel back.
  */
 import type { IPFamily } from "../api/net.js";
 import { formatCIDR, parseCIDROrIP } from "../api/net.js";
@@ -116,22 +120,43 @@ export function routeChanges(cur: Map<string, KernelRoute>, want: Map<string, Ke
 const describeRoute = (r: KernelRoute): string =>
   r.type === "blackhole" ? `blackhole ${r.dst}` : `${r.dst}${r.dev === undefined ? "" : ` dev ${r.dev}`}`;
 
+/** A change as one `ip -batch` line (no `-6`: the family follows from the prefix). */
+function routeLine({ op, route: r }: RouteChange, proto: number): string {
+  if (op === "replace")
+    return r.type === "blackhole"
+      ? `route replace blackhole ${r.dst} proto ${proto}`
+      : `route replace ${r.dst} dev ${r.dev!} proto ${proto} scope link`;
+  return r.type === "blackhole"
+    ? `route del blackhole ${r.dst} proto ${proto}`
+    : `route del ${r.dst}${r.dev === undefined ? "" : ` dev ${r.dev}`} proto ${proto}`;
+}
+
 /** The `ip -batch` lines for `routeChanges(cur, want)`. */
 export function routeBatch(
   cur: Map<string, KernelRoute>,
   want: Map<string, KernelRoute>,
   proto: number,
 ): string[] {
-  // `ip -batch` lines take no `-6`: the family follows from the prefix.
-  return routeChanges(cur, want).map(({ op, route: r }) =>
-    op === "replace"
-      ? r.type === "blackhole"
-        ? `route replace blackhole ${r.dst} proto ${proto}`
-        : `route replace ${r.dst} dev ${r.dev!} proto ${proto} scope link`
-      : r.type === "blackhole"
-        ? `route del blackhole ${r.dst} proto ${proto}`
-        : `route del ${r.dst}${r.dev === undefined ? "" : ` dev ${r.dev}`} proto ${proto}`,
-  );
+  return routeChanges(cur, want).map((ch) => routeLine(ch, proto));
+}
+
+/**
+ * The failed lines of an `ip -force -batch -` run: `ip` prints a line's reason(s), then
+ * `Command failed -:N`; returns line number (1-based) → reason.
+ */
+export function batchFailures(stderr: string): Map<number, string> {
+  const out = new Map<number, string>();
+  let reason: string[] = [];
+  for (const line of stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)\s*$/.exec(line.trim());
+    if (m === null) {
+      if (line.trim() !== "") reason.push(line.trim());
+      continue;
+    }
+    out.set(Number(m[1]), reason.join(" "));
+    reason = [];
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- rtnetlink encoding
@@ -231,7 +256,19 @@ export interface RouteApplier {
    * rather than trust the previous apply.
    */
   apply(want: Map<string, KernelRoute>, ipv6: boolean, full?: boolean): Promise<number>;
+  /** Routes the last apply could not write because their interface did not exist. */
+  readonly waiting?: readonly KernelRoute[];
 }
+
+/** What one way to the kernel did: the routes it started from, wrote, and left waiting. */
+interface Outcome {
+  cur: Map<string, KernelRoute>;
+  changed: number;
+  waiting: KernelRoute[];
+}
+
+const ESRCH = 3;
+const ENODEV = 19;
 
 export interface RouteManagerOptions {
   /** Network namespace (name or path); undefined: this process's. */
@@ -244,6 +281,7 @@ export interface RouteManagerOptions {
 export class RouteManager implements RouteApplier {
   /** What the last successful apply left in the kernel; undefined ⇒ read back. */
   private belief: Map<string, KernelRoute> | undefined;
+  private waitingRoutes: KernelRoute[] = [];
   private readonly netns: string | undefined;
   private readonly via: "netlink" | "ip" | undefined;
 
@@ -253,6 +291,10 @@ export class RouteManager implements RouteApplier {
   ) {
     this.netns = opts.netns;
     this.via = opts.via ?? (process.env.CALICO_RTNETLINK === "0" ? "ip" : undefined);
+  }
+
+  get waiting(): readonly KernelRoute[] {
+    return this.waitingRoutes;
   }
 
   private get where(): string {
@@ -312,10 +354,28 @@ export class RouteManager implements RouteApplier {
     const belief = full ? undefined : this.belief;
     this.belief = undefined; // until this apply succeeds
     const c = await this.libc();
-    const n =
+    const { cur, changed, waiting } =
       c === undefined ? await this.applyIp(want, ipv6, belief) : this.applyNetlink(c, want, ipv6, belief);
-    this.belief = new Map(want);
-    return n;
+    // A waiting route keeps what the kernel had for its prefix, so the next diff writes it
+    // again (or deletes the old one when it is no longer wanted).
+    const next = new Map(want);
+    for (const r of waiting) {
+      const old = cur.get(r.dst);
+      if (old === undefined) next.delete(r.dst);
+      else next.set(r.dst, old);
+    }
+    this.belief = next;
+    this.waitingRoutes = waiting;
+    return changed;
+  }
+
+  private fail(failed: string[], changes: number): never {
+    const shown =
+      failed.slice(0, 10).join("; ") + (failed.length > 10 ? `; and ${failed.length - 10} more` : "");
+    throw new CalicoError(
+      "ROUTE_APPLY_FAILED",
+      `${failed.length} of ${changes} route changes${this.where} failed (the others were applied): ${shown}`,
+    );
   }
 
   private applyNetlink(
@@ -323,23 +383,25 @@ export class RouteManager implements RouteApplier {
     want: Map<string, KernelRoute>,
     ipv6: boolean,
     belief: Map<string, KernelRoute> | undefined,
-  ): number {
+  ): Outcome {
     const nl = RtNetlink.open(c, this.netns);
     try {
       let links: Map<string, number>;
-      let changes: RouteChange[];
+      let cur: Map<string, KernelRoute>;
       if (belief === undefined) {
         links = nl.links();
-        changes = routeChanges(this.readNetlink(nl, links, ipv6), want);
+        cur = this.readNetlink(nl, links, ipv6);
       } else {
         // Incremental: only the interfaces of the routes being written.
-        changes = routeChanges(belief, want);
+        cur = belief;
         const devs = new Set<string>();
-        for (const ch of changes)
+        for (const ch of routeChanges(cur, want))
           if (ch.op === "replace" && ch.route.dev !== undefined) devs.add(ch.route.dev);
         links = nl.links(devs);
       }
+      const changes = routeChanges(cur, want);
       const failed: string[] = [];
+      const waiting: KernelRoute[] = [];
       const requests: Buffer[] = [];
       const bySeq = new Map<number, RouteChange>();
       for (const ch of changes) {
@@ -347,7 +409,7 @@ export class RouteManager implements RouteApplier {
         if (ch.op === "replace" && ch.route.type === "unicast") {
           ifindex = links.get(ch.route.dev!);
           if (ifindex === undefined) {
-            failed.push(`${describeRoute(ch.route)}: no such interface`);
+            waiting.push(ch.route);
             continue;
           }
         }
@@ -355,20 +417,20 @@ export class RouteManager implements RouteApplier {
         bySeq.set(seq, ch);
         requests.push(encodeRoute(ch, this.proto, seq, ifindex));
       }
+      let refused = 0;
       for (const e of nl.send(requests)) {
         const ch = bySeq.get(e.seq);
+        refused++;
+        if (ch?.op === "del" && e.errno === ESRCH) continue; // already gone with its interface
+        if (ch?.op === "replace" && e.errno === ENODEV) {
+          waiting.push(ch.route); // the interface went between the lookup and the write
+          continue;
+        }
         const what = ch === undefined ? `request ${e.seq}` : `${ch.op} ${describeRoute(ch.route)}`;
         failed.push(`${what}: ${errnoText(e.errno)}${e.message === undefined ? "" : ` (${e.message})`}`);
       }
-      if (failed.length > 0) {
-        const shown =
-          failed.slice(0, 10).join("; ") + (failed.length > 10 ? `; and ${failed.length - 10} more` : "");
-        throw new CalicoError(
-          "ROUTE_APPLY_FAILED",
-          `${failed.length} of ${changes.length} route changes${this.where} failed (the others were applied): ${shown}`,
-        );
-      }
-      return changes.length;
+      if (failed.length > 0) this.fail(failed, changes.length);
+      return { cur, changed: requests.length - refused, waiting };
     } finally {
       nl.close();
     }
@@ -378,25 +440,45 @@ export class RouteManager implements RouteApplier {
     want: Map<string, KernelRoute>,
     ipv6: boolean,
     belief: Map<string, KernelRoute> | undefined,
-  ): Promise<number> {
-    const lines = routeBatch(belief ?? (await this.readIp(ipv6)), want, this.proto);
-    if (lines.length === 0) return 0;
+  ): Promise<Outcome> {
+    const cur = belief ?? (await this.readIp(ipv6));
+    const all = routeChanges(cur, want);
+    const waiting: KernelRoute[] = [];
+    let changes = all;
+    if (all.some((ch) => ch.op === "replace" && ch.route.type === "unicast")) {
+      const json = await runOk("ip", ["-j", "link", "show"], { netns: this.netns });
+      const names = new Set((JSON.parse(json) as { ifname: string }[]).map((l) => l.ifname));
+      changes = all.filter((ch) => {
+        if (ch.op !== "replace" || ch.route.type !== "unicast" || names.has(ch.route.dev!)) return true;
+        waiting.push(ch.route);
+        return false;
+      });
+    }
+    if (changes.length === 0) return { cur, changed: 0, waiting };
+    const lines = changes.map((ch) => routeLine(ch, this.proto));
     // -force: a failing line does not stop the rest; `ip` names the failing line on stderr.
     const r = await run("ip", ["-force", "-batch", "-"], {
       netns: this.netns,
       input: lines.join("\n") + "\n",
     });
+    let refused = 0;
     if (r.code !== 0) {
-      // `ip` prints the reason, then `Command failed -:N` per failed line: name the route.
-      const text = r.stderr.trim().replace(/Command failed -:(\d+)/g, (m, n: string) => {
-        const line = lines[Number(n) - 1];
-        return line === undefined ? m : `(failed: ${line})`;
-      });
-      throw new CalicoError(
-        "ROUTE_APPLY_FAILED",
-        `ip -batch of ${lines.length} route changes${this.where} failed (the others were applied): ${text.replace(/\n/g, " ")}`,
-      );
+      const failed: string[] = [];
+      const byLine = batchFailures(r.stderr);
+      for (const [n, reason] of byLine) {
+        const ch = changes[n - 1];
+        refused++;
+        // Gone already: with its interface (`ip` cannot name the device), or by hand.
+        if (ch?.op === "del" && /No such process|Cannot find device/i.test(reason)) continue;
+        if (ch?.op === "replace" && /Cannot find device|No such device/i.test(reason)) {
+          waiting.push(ch.route);
+          continue;
+        }
+        failed.push(`${ch === undefined ? `line ${n}` : `${ch.op} ${describeRoute(ch.route)}`}: ${reason}`);
+      }
+      if (byLine.size === 0) failed.push(r.stderr.trim().replace(/\n/g, " ") || `ip exited ${r.code}`);
+      if (failed.length > 0) this.fail(failed, changes.length);
     }
-    return lines.length;
+    return { cur, changed: changes.length - refused, waiting };
   }
 }

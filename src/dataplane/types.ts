@@ -37,6 +37,11 @@ export interface ApplyResult {
   nftScriptBytes: number;
   routesChanged: number;
   linksChanged: number;
+  /**
+   * Routes not written because their interface does not exist (yet, or any more): a workload
+   * between its endpoint and its veth. The caller applies again soon; they are not failures.
+   */
+  routesWaiting?: number;
   durationMs: number;
 }
 

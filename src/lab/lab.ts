@@ -24,6 +24,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run, runOk, type RunResult } from "../dataplane/netns.js";
 import { CalicoError } from "../errors.js";
+import { installCni } from "../cni/install.js";
 import { PLUGIN_MAIN } from "../cni/plugin-paths.js";
 import { readAgentStatus } from "./agent-status.js";
 import { DEMO_NAMESPACE, DEMO_WORKLOADS, LAB_PROBE_PORTS, demoExpect, demoResources } from "./lab-demo.js";
@@ -302,6 +303,26 @@ export function startAgent(s: LabState, h: LabHost): void {
 /** The plugin's exit code, result and log. */
 type CniRun = RunResult;
 
+/** Where `lab up` installs the plugins (`calicoctl cni install`'s layout under the state dir). */
+const cniBinDir = (s: LabState): string => join(s.stateDir, "cni", "bin");
+
+/**
+ * Install the plugins as a runtime's plugin directory would have them: the executables that hand
+ * an invocation to the host's calico-node (its CNI daemon) and run it themselves when there is
+ * none. The ES-module form: building the bundle would add seconds to `lab up` for the fallback.
+ */
+function installLabCni(s: LabState): void {
+  installCni({
+    binDir: cniBinDir(s),
+    confDir: join(s.stateDir, "cni", "net.d"),
+    datastore: s.datastore.url,
+    networkName: "k8s-pod-network",
+    cniVersion: "1.0.0",
+    ipv6: s.ipv6,
+    bundle: false,
+  });
+}
+
 /** Run the real `calico` CNI plugin in `host`'s namespace, as a container runtime does. */
 function invokeCni(s: LabState, host: LabHost, command: "ADD" | "DEL", w: LabWorkload): Promise<CniRun> {
   const conf = {
@@ -323,7 +344,10 @@ function invokeCni(s: LabState, host: LabHost, command: "ADD" | "DEL", w: LabWor
     CNI_ARGS: `K8S_POD_NAMESPACE=${w.namespace};K8S_POD_NAME=${w.name}`,
     CNI_PATH: dirname(PLUGIN_MAIN.calico),
   };
-  return run(process.execPath, [PLUGIN_MAIN.calico], {
+  // A lab brought up before the plugins were installed under the state dir runs them from dist/.
+  const installed = join(cniBinDir(s), "calico");
+  const [cmd, args] = existsSync(installed) ? [installed, []] : [process.execPath, [PLUGIN_MAIN.calico]];
+  return run(cmd, args, {
     netns: host.netns,
     env,
     input: JSON.stringify(conf),
@@ -563,6 +587,7 @@ async function labUpLocked(loc: LabLocation, opts: LabUpOptions, t0: number): Pr
         ...(opts.tor === true ? torResources(opts.ipv6) : []),
       ],
     });
+    installLabCni(s);
     log(`Starting calico-node on ${s.hosts.map((h) => h.name).join(", ")}`);
     for (const h of s.hosts) startAgent(s, h);
     if (opts.demo !== false) {

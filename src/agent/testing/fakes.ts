@@ -62,6 +62,8 @@ export class FakeDataplane implements Dataplane {
   delayMs = 0;
   /** Fail the next N applies. */
   failNext = 0;
+  /** routesWaiting of the next applies' results, one per apply (then 0). */
+  waitingNext: number[] = [];
 
   constructor(private readonly calc: FakeCalculator) {}
 
@@ -82,6 +84,7 @@ export class FakeDataplane implements Dataplane {
         nftScriptBytes: 0,
         routesChanged: 0,
         linksChanged: 0,
+        routesWaiting: this.waitingNext.shift() ?? 0,
         durationMs: this.delayMs,
       };
     } finally {
