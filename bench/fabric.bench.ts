@@ -13,7 +13,8 @@
  *  The three paths are measured round by round in rotating order, so drift on this shared
  *  machine hits them alike; a ratio is the median of the per-round ratios. Target:
  *  fabric / limit ≥ 95 %.
- *  (d) reachability: a CNI ADD (the plugin run as the lab runs it) on one host, timed from the
+ *  (d) reachability: a CNI ADD (the installed plugin, as the lab runs it: answered by the host's
+ *      calico-node) on one host, timed from the
  *      moment the ADD starts until the new workload answers a TCP probe from a workload on every
  *      other host (polled every 10-20 ms; the answer must carry the new workload's name, so the
  *      listener runs in its namespace before the ADD, as an application would wait for its
@@ -30,9 +31,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PLUGIN_MAIN } from "../src/cni/plugin-paths.js";
 import { run, runOk, type RunResult } from "../src/dataplane/netns.js";
-import { labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
+import { invokeCni, labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
 import { ProbeClient } from "../src/lab/lab-probe.js";
 import { labLocation, type LabLocation, type LabState, type LabWorkload } from "../src/lab/lab-state.js";
 import { NetnsSet, runPrefix } from "../src/lab/netns-set.js";
@@ -305,42 +305,15 @@ async function buildLimit(
 // ---------------------------------------------------------------------------------------------
 // (d): CNI ADD → reachable from every other host
 
-/** The plugin's exit code, result and log. */
-type CniRun = RunResult;
-
 /** The calico CNI plugin run in a lab host's namespace exactly as the lab runs it (src/lab/lab.ts). */
 function cni(
   s: LabState,
   host: string,
   command: "ADD" | "DEL",
   w: { name: string; netns: string; containerID: string },
-): Promise<CniRun> {
-  const conf = {
-    cniVersion: "1.0.0",
-    name: "k8s-pod-network",
-    type: "calico",
-    nodename: host,
-    datastore: s.datastore.url,
-    log_file_path: join(s.stateDir, "logs", "cni.log"),
-    ipam: { type: "calico-ipam", assign_ipv4: "true", assign_ipv6: "false" },
-    runtimeConfig: { labels: { app: "reach" } },
-  };
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: w.containerID,
-    CNI_NETNS: `/run/netns/${w.netns}`,
-    CNI_IFNAME: "eth0",
-    CNI_ARGS: `K8S_POD_NAMESPACE=demo;K8S_POD_NAME=${w.name}`,
-    CNI_PATH: dirname(PLUGIN_MAIN.calico),
-  };
-  const hostNetns = s.hosts.find((h) => h.name === host)!.netns;
-  return run(process.execPath, [PLUGIN_MAIN.calico], {
-    netns: hostNetns,
-    env,
-    input: JSON.stringify(conf),
-    timeoutMs: 60_000,
-  });
+): Promise<RunResult> {
+  const h = s.hosts.find((x) => x.name === host)!;
+  return invokeCni(s, h, command, { ...w, namespace: "demo", labels: { app: "reach" } });
 }
 
 /** A probe agent answering TCP 80 with `name`, in `netns`, before any interface is there. */

@@ -221,6 +221,7 @@ const OWN_ENTRY = [
   /^calico\.db(-wal|-shm|-journal)?$/,
   /^logs$/,
   /^w$/,
+  /^cni$/, // the installed CNI plugins (installLabCni)
   /^etcd$/,
   /^h\d+-status\.json(\.bgp)?(\.\d+)?(\.tmp)?$/,
   /^tor-bird\.(conf|ctl)$/,

@@ -323,8 +323,17 @@ function installLabCni(s: LabState): void {
   });
 }
 
-/** Run the real `calico` CNI plugin in `host`'s namespace, as a container runtime does. */
-function invokeCni(s: LabState, host: LabHost, command: "ADD" | "DEL", w: LabWorkload): Promise<CniRun> {
+/**
+ * Run the real `calico` CNI plugin in `host`'s namespace, as a container runtime does (the
+ * installed executable: answered by the host's calico-node when it runs). Exported for
+ * bench/fabric.bench.ts, which times exactly this.
+ */
+export function invokeCni(
+  s: LabState,
+  host: LabHost,
+  command: "ADD" | "DEL",
+  w: Pick<LabWorkload, "name" | "namespace" | "netns" | "containerID" | "labels">,
+): Promise<CniRun> {
   const conf = {
     cniVersion: "1.0.0",
     name: "k8s-pod-network",
