@@ -33,14 +33,10 @@ const r = (matches: Match[], verdict?: Verdict, statements: Rule["statements"] =
 // profile): hashed once and shared between chains (comment.ts `sharedRule`). The key names
 // everything the rule depends on.
 
-/** `ct state established,related accept`: a flow's later packets skip policy. */
-export const ctEstablishedAccept = (): Rule =>
+export const conntrackRules = (): Rule[] => [
   sharedRule("ct-established", () =>
     r([{ type: "ct-state", op: "==", states: ["established", "related"] }], { type: "accept" }),
-  );
-
-export const conntrackRules = (): Rule[] => [
-  ctEstablishedAccept(),
+  ),
   sharedRule("ct-invalid", () => r([{ type: "ct-state", op: "==", states: ["invalid"] }], { type: "drop" })),
 ];
 

@@ -21,7 +21,6 @@ import {
 import type { DataplaneConfig, FailsafePort } from "../types.js";
 import { chain } from "./comment.js";
 import { ACCEPT_MARK, PASS_MARK } from "./marks.js";
-import { ctEstablishedAccept } from "./endpoint.js";
 import { families } from "./policy.js";
 
 const base = (type: BaseChainSpec["type"], hook: BaseChainSpec["hook"], priority: number): BaseChainSpec => ({
@@ -153,12 +152,6 @@ export function staticChains(
       BASE.filterForward,
       [
         ...top,
-        // The fast path for a flow's later packets. Every policy chain a forwarded packet can
-        // reach (workload, host-endpoint forward, fail-closed) accepts established/related
-        // first, and a packet no chain claims is accepted, so this changes no verdict but
-        // one: a flow through a cali interface in no dispatch map (its endpoint just deleted)
-        // is no longer dropped mid-flow. It spares each packet the dispatch (bench/fabric).
-        ctEstablishedAccept(),
         r([], undefined, [{ type: "set-mark", clear: ACCEPT_MARK | PASS_MARK, set: 0 }]),
         r([], { type: "jump", chain: CHAIN.fromHepForward }),
         r([{ type: "ifname", dir: "iif", op: "==", names: wl }], {
