@@ -12,7 +12,10 @@
  * - nft checks some errors itself (syntax, element types, overlaps, missing sets) and then sends
  *   nothing; the kernel finds the others while the batch runs, and the handles the batch
  *   allocated — including those of ops *after* the failing one — stay used. We model both, so
- *   listings stay identical to the kernel's after a failed apply.
+ *   listings stay identical to the kernel's after a failed apply. That is `nft -f`'s numbering:
+ *   `NftCli` sends over nfnetlink first, where the kernel sees (and takes handles for) every
+ *   batch, also those nft would have refused itself, before `nft -f` retries a refused one. No
+ *   code relies on rule handles, so the fake does not model that second count.
  *
  * Not modelled: jump loops (ELOOP), hook/type compatibility (e.g. masquerade outside nat).
  */
