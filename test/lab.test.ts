@@ -254,7 +254,11 @@ test("add-workload attaches through the CNI plugin with labels (the policy appli
   const cell = (from: string, to: string) => m.cells.find((c) => c.from === from && c.to === to)!;
   // app=frontend on h1 may reach backend on h2, not db.
   assert.equal(cell("extra", "backend").ok, true, cell("extra", "backend").detail);
-  assert.equal(cell("extra", "db").ok, false);
+  assert.equal(
+    cell("extra", "db").ok,
+    false,
+    `${cell("extra", "db").detail}; workloads: ${JSON.stringify(st.workloads.map((x) => [x.name, x.host, x.ipv4]))}`,
+  );
   const weps = await cli([
     "--datastore",
     `sqlite:${main.dir}/calico.db`,

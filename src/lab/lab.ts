@@ -880,7 +880,12 @@ async function addWorkloadLocked(
     throw e;
   }
   const { revision } = await ds(s, { op: "revision" });
-  await waitConverged(s, revision, 20_000);
+  const waiting = await waitConverged(s, revision, 20_000);
+  if (waiting.length > 0)
+    throw labError(
+      "LAB_NOT_CONVERGED",
+      `Workload ${name} is attached on ${host} (${w.ipv4.join(", ")}), but not every calico-node has programmed it within 20 s: ${waiting.join("; ")}`,
+    );
   return w;
 }
 
