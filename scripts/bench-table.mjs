@@ -44,10 +44,11 @@ const PICK = {
   ],
   "bgp-mesh": ["ours: change → in all other kernels p50", "ours: change → in all other kernels p99"],
   cni: [
-    "ADD installed (bundle) (200) p50",
-    "ADD installed (bundle) (200) p99",
-    "DEL installed (bundle) (200) p50",
-    "ADD 20 concurrent p50",
+    "ADD via calico-node (200) p50",
+    "ADD via calico-node (200) p99",
+    "ADD plugin alone (bundle), interleaved (40) p50",
+    "DEL via calico-node (200) p50",
+    "ADD 20 concurrent, via calico-node p50",
   ],
   "lab-up": [
     "lab up, 3 hosts (4 workloads, policies, apiserver)",

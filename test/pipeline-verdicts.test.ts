@@ -956,12 +956,41 @@ describe("pipeline verdicts: workloads and the host", () => {
     assert.equal(p.verdict("a", "b", 4, "tcp", 80).verdict, "accept");
   });
 
-  it("drops traffic from an unknown cali* interface", async () => {
+  it("drops traffic from or to an unknown cali* interface, also of established flows", async () => {
     const p = await Pipeline.of(BASE, defaultConfig({ defaultEndpointToHostAction: "Accept" }));
-    for (const f of [4, 6] as const) {
-      assert.equal(p.verdict("a", "b", f, "tcp", 80, { iifname: "caliunknown0" }).verdict, "drop");
-      assert.equal(p.verdict("a", "host", f, "tcp", 80, { iifname: "caliunknown0" }).verdict, "drop");
-    }
+    for (const f of [4, 6] as const)
+      for (const ct of ["new", "established"] as const) {
+        const from = { iifname: "caliunknown0", ct };
+        assert.equal(p.verdict("a", "b", f, "tcp", 80, from).verdict, "drop");
+        assert.equal(p.verdict("a", "r", f, "tcp", 80, from).verdict, "drop");
+        assert.equal(p.verdict("r", "b", f, "tcp", 80, from).verdict, "drop");
+        if (ct === "new") assert.equal(p.verdict("a", "host", f, "tcp", 80, from).verdict, "drop");
+        const to = { oifname: "caliunknown0", ct };
+        assert.equal(p.verdict("r", "b", f, "tcp", 80, to).verdict, "drop");
+        // An established flow from a known workload is accepted by its own chain, before the
+        // destination's dispatch (as before the fast path).
+        assert.equal(p.verdict("a", "b", f, "tcp", 80, to).verdict, ct === "new" ? "drop" : "accept");
+      }
+  });
+
+  it("takes a flow's later packets straight to the workload's chain (the forward fast path)", async () => {
+    const p = await Pipeline.of(BASE + gnp("closed", { selector: "all()", types: ["Ingress", "Egress"] }));
+    for (const f of [4, 6] as const)
+      for (const [from, to] of [
+        ["a", "r"],
+        ["r", "a"],
+        ["a", "b"],
+      ] as const) {
+        assert.equal(p.verdict(from, to, f, "tcp", 80).verdict, "drop", `${from}→${to} new`);
+        const v = p.verdict(from, to, f, "tcp", 80, { ct: "established" });
+        assert.equal(v.verdict, "accept", v.explanation);
+        const fwd = v.traces.find((t) => t.hook === "forward")!.result;
+        // One fast-path rule and the workload chain's conntrack rule: no dispatch chain.
+        assert.ok(
+          fwd.matched.every((s) => !s.chain.includes("dispatch")),
+          `${from}→${to}: ${v.explanation}`,
+        );
+      }
   });
 
   it("accepts established replies of flows that policy would not start", async () => {

@@ -113,8 +113,14 @@ describe("LinuxDataplane with FakeNft", () => {
       "drop",
     ]);
     const fw = chainText(nft, endpointChain("fw", W1.iface));
-    assert.match(fw[0]!, /ip saddr != 198\.19\.0\.1 drop/);
-    assert.match(fw[1]!, /ip6 saddr != fd00:19::1 drop/);
+    assert.deepEqual(fw.slice(0, 6), [
+      "ct state established,related meta nfproto ipv4 ip saddr 198.19.0.1 accept",
+      "ct state established,related meta nfproto ipv6 ip6 saddr fd00:19::1 accept",
+      "meta nfproto ipv4 ip saddr != 198.19.0.1 drop",
+      "meta nfproto ipv6 ip6 saddr != fd00:19::1 drop",
+      "ct state established,related accept",
+      "ct state invalid drop",
+    ]);
     const pi = chainText(nft, policyChain("in", "np/shop/db"));
     assert.ok(
       pi.some((t) => t.includes("@cali40n-pg") && t.includes("@cali40s-frontend")),

@@ -70,6 +70,8 @@ export const CHAIN = {
 export const MAP = {
   fromWlDispatch: "filter-cali-from-wl-dispatch",
   toWlDispatch: "filter-cali-to-wl-dispatch",
+  /** Workload interfaces → accept: the forward fast path for established flows to them. */
+  toWlEstablished: "filter-cali-to-wl-established",
 } as const;
 
 // ---- per-endpoint chains ----

@@ -197,6 +197,8 @@ export interface VerdictOpts {
   saddr?: string;
   /** Interface override for a packet from an unknown workload interface. */
   iifname?: string;
+  /** Interface override for a packet to an unknown workload interface. */
+  oifname?: string;
   sport?: number;
 }
 
@@ -306,7 +308,7 @@ export class Pipeline {
     }
     const hooks: { hook: Hook; iif?: string; oif?: string }[] = [];
     const inIf = o.iifname ?? (s.kind === "local-wl" ? s.iface : UPLINK);
-    const outIf = d.kind === "local-wl" ? d.iface : d.kind === "remote" ? UPLINK : undefined;
+    const outIf = o.oifname ?? (d.kind === "local-wl" ? d.iface : d.kind === "remote" ? UPLINK : undefined);
     if (s.kind === "host")
       hooks.push({ hook: "output", ...(outIf === undefined ? { oif: "lo" } : { oif: outIf }) });
     else {

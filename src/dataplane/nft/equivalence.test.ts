@@ -463,6 +463,14 @@ describe("FakeNft and the kernel agree", { skip }, () => {
       },
       { matches: [], statements: [{ type: "notrack" }], verdict: { type: "masquerade", fully_random: true } },
       { matches: [], statements: [], verdict: { type: "vmap", key: "iifname", map: "cali-k" } },
+      {
+        matches: [
+          { type: "ct-state", op: "==", states: ["established", "related"] },
+          { type: "ifname", dir: "iif", op: "!=", names: ["cali*"] },
+        ],
+        statements: [],
+        verdict: { type: "vmap", key: "oifname", map: "cali-k" },
+      },
     ];
     const tx: Transaction = {
       ops: [

@@ -4,7 +4,7 @@
  * tier "clear pass mark; jump each policy while pass mark is clear; return if accept mark set;
  * end-of-tier drop", then profiles and a final drop (normal chains only).
  */
-import type { CIDR } from "../../api/net.js";
+import type { CIDR, IPFamily } from "../../api/net.js";
 import type {
   DesiredState,
   EndpointTier,
@@ -151,13 +151,15 @@ function policyChainFor(
   return chain(spec.name, rules);
 }
 
+/** The sources a workload may send from: its own addresses and its allowed spoofed prefixes. */
+const ownSources = (ep: LocalWorkloadEndpoint, f: IPFamily): CIDR[] =>
+  [...(f === 4 ? ep.ipv4Nets : ep.ipv6Nets), ...ep.allowSpoofedSourcePrefixes].filter((c) => c.family === f);
+
 /** Anti-spoofing: a workload may send only from its own addresses (and allowed spoofed prefixes). */
 function antiSpoof(ep: LocalWorkloadEndpoint, cfg: DataplaneConfig): Rule[] {
   const out: Rule[] = [];
   for (const f of families(cfg.ipv6)) {
-    const own: CIDR[] = [...(f === 4 ? ep.ipv4Nets : ep.ipv6Nets), ...ep.allowSpoofedSourcePrefixes].filter(
-      (c) => c.family === f,
-    );
+    const own = ownSources(ep, f);
     const fam: Match = { type: "nfproto", family: f };
     out.push(
       own.length === 0
@@ -166,6 +168,30 @@ function antiSpoof(ep: LocalWorkloadEndpoint, cfg: DataplaneConfig): Rule[] {
     );
   }
   if (!cfg.ipv6) out.push(r([{ type: "nfproto", family: 6 }], { type: "drop" }));
+  return out;
+}
+
+/**
+ * A flow's later packets from the workload's own addresses are accepted first: one rule for
+ * the forward hook's fast path instead of the source checks and the conntrack rules. A
+ * packet from any other source goes on to the anti-spoofing drop, established or not.
+ */
+function establishedFromOwn(ep: LocalWorkloadEndpoint, cfg: DataplaneConfig): Rule[] {
+  const out: Rule[] = [];
+  for (const f of families(cfg.ipv6)) {
+    const own = ownSources(ep, f);
+    if (own.length > 0)
+      out.push(
+        r(
+          [
+            { type: "ct-state", op: "==", states: ["established", "related"] },
+            { type: "nfproto", family: f },
+            { type: "addr", family: f, dir: "saddr", op: "==", cidrs: own },
+          ],
+          { type: "accept" },
+        ),
+      );
+  }
   return out;
 }
 
@@ -196,7 +222,7 @@ export function workloadChains(
     { name: endpointChain("fw", iface), type: "normal", dir: "out", tiers: ep.tiers, preamble: noTunnels() },
     cfg,
   );
-  fw.rules = [...chain("x", antiSpoof(ep, cfg)).rules, ...fw.rules];
+  fw.rules = [...chain("x", [...establishedFromOwn(ep, cfg), ...antiSpoof(ep, cfg)]).rules, ...fw.rules];
   const tw = policyChainFor(
     state,
     ep,

@@ -248,6 +248,7 @@ export class DesiredTable {
               key: iface,
               verdict: { type: "goto", chain: endpointChain("tw", iface) },
             },
+            { map: MAP.toWlEstablished, key: iface, verdict: { type: "accept" } },
           ],
         }),
         t,

@@ -42,6 +42,7 @@ const untrackedAccept = (): Rule =>
 export const dispatchMaps = (): MapSpec[] => [
   { name: MAP.fromWlDispatch, keyType: "ifname" },
   { name: MAP.toWlDispatch, keyType: "ifname" },
+  { name: MAP.toWlEstablished, keyType: "ifname" },
 ];
 
 /** ICMPv6 a workload needs to reach its host before any policy: RS, NS, NA (RFC 4861 §4). */
@@ -108,6 +109,32 @@ function hepDispatch(
   return chain(name, rules);
 }
 
+/**
+ * The fast path for a flow's later packets (bench/fabric). From a known workload interface:
+ * straight to its `fw` chain, whose first rules accept established/related packets from the
+ * workload's own addresses (anti-spoofing: any other source goes on to the drop). To a known
+ * workload interface from elsewhere: accepted (its `tw` chain would accept them first). A
+ * lookup that misses (an unknown cali* interface, no workload on either side) falls through
+ * to the full path below, so no verdict changes: for these packets the full path reaches the
+ * same chains, after the mark reset, the host-endpoint forward chains (which accept
+ * established first too) and the wildcard matches.
+ */
+function establishedFastPath(wl: string[]): Rule[] {
+  const established: Match = { type: "ct-state", op: "==", states: ["established", "related"] };
+  return [
+    {
+      matches: [established],
+      statements: [],
+      verdict: { type: "vmap", key: "iifname", map: MAP.fromWlDispatch },
+    },
+    {
+      matches: [established, { type: "ifname", dir: "iif", op: "!=", names: wl }],
+      statements: [],
+      verdict: { type: "vmap", key: "oifname", map: MAP.toWlEstablished },
+    },
+  ];
+}
+
 export interface StaticPart {
   chains: Chain[];
   maps: MapSpec[];
@@ -152,6 +179,7 @@ export function staticChains(
       BASE.filterForward,
       [
         ...top,
+        ...establishedFastPath(wl),
         r([], undefined, [{ type: "set-mark", clear: ACCEPT_MARK | PASS_MARK, set: 0 }]),
         r([], { type: "jump", chain: CHAIN.fromHepForward }),
         r([{ type: "ifname", dir: "iif", op: "==", names: wl }], {
