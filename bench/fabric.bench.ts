@@ -12,7 +12,10 @@
  *      workloads' veths, as Calico's VXLAN mode does): the same hops plus encapsulation.
  *  The three paths are measured round by round in rotating order, so drift on this shared
  *  machine hits them alike; a ratio is the median of the per-round ratios. Target:
- *  fabric / limit ≥ 95 %.
+ *  fabric / limit ≥ 95 %. The lab runs with BIG TCP (192 KiB GSO/GRO packets, `lab up`'s
+ *  default where the kernel can), so the limit's links get the same; the VXLAN pair, an
+ *  overlay, cannot use it and keeps 64 KiB. BENCH_FABRIC_BIG_TCP=0: 64 KiB everywhere.
+ *  iperf3's client runs on CPU 0 and its server on CPU 1 for every path (see AFFINITY).
  *  (d) reachability: a CNI ADD (the installed plugin, as the lab runs it: answered by the host's
  *      calico-node) on one host, timed from the
  *      moment the ADD starts until the new workload answers a TCP probe from a workload on every
@@ -28,10 +31,13 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setBigTcp } from "../src/dataplane/big-tcp.js";
 import { run, runOk, type RunResult } from "../src/dataplane/netns.js";
+import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
+import { RtNetlink, linkPacketSizes, type LinkPacketSizes } from "../src/dataplane/rtnetlink.js";
 import { invokeCni, labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
 import { ProbeClient } from "../src/lab/lab-probe.js";
 import { labLocation, type LabLocation, type LabState, type LabWorkload } from "../src/lab/lab-state.js";
@@ -44,6 +50,15 @@ const ROUNDS = Number(process.env.BENCH_FABRIC_ROUNDS ?? 8);
 const SECONDS = Number(process.env.BENCH_FABRIC_SECONDS ?? 5);
 const OMIT = 1;
 const ADDS = Number(process.env.BENCH_FABRIC_ADDS ?? 30);
+/**
+ * Client on CPU 0, server on CPU 1 (iperf3 -A), for every path alike. Left to the scheduler,
+ * a run now and then lands both on one CPU, and with 192 KiB packets that run is 1.7–3.5×
+ * faster (shared cache) whatever the path: 18 vs 31–64 Gbit/s, a bimodal figure no median of
+ * six tames. Apart is what an unpinned run gets most of the time (18.8 vs 17.9 Gbit/s).
+ */
+const AFFINITY = cpus().length >= 2 ? ["-A", "0,1"] : [];
+/** BENCH_FABRIC_BIG_TCP=0: 64 KiB packets everywhere (the lab's `--no-big-tcp`). */
+const BIG_TCP = process.env.BENCH_FABRIC_BIG_TCP !== "0";
 const PORT = 5201;
 /** A probe's connect timeout, and the shortest spacing between two probes from one prober. */
 const PROBE_TIMEOUT_MS = 20;
@@ -57,6 +72,17 @@ const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2;
 };
+
+async function linkSizes(netns: string, name: string): Promise<LinkPacketSizes | undefined> {
+  const c = await loadLibc();
+  if (c === undefined) return undefined;
+  const rt = RtNetlink.open(c, netns);
+  try {
+    return linkPacketSizes(rt, name);
+  } finally {
+    rt.close();
+  }
+}
 
 async function ipBatch(netns: string, lines: string[]): Promise<void> {
   await runOk("ip", ["-n", netns, "-batch", "-"], { input: `${lines.join("\n")}\n` });
@@ -146,6 +172,7 @@ async function iperfOnce(serverNs: string, clientNs: string, ip: string): Promis
         String(SECONDS),
         "-O",
         String(OMIT),
+        ...AFFINITY,
         "-J",
       ],
       { netns: clientNs, timeoutMs: (SECONDS + OMIT + 20) * 1000 },
@@ -204,7 +231,8 @@ async function buildLimit(
   mtu: number,
   tag: string,
   conntrack: boolean,
-): Promise<{ native: Pair; vxlan: Pair }> {
+  bigTcp: boolean,
+): Promise<{ native: Pair; vxlan: Pair; vxlanBigTcp: string }> {
   const br = await nets.add(`${tag}br`);
   await run(
     "sysctl",
@@ -275,6 +303,23 @@ async function buildLimit(
       netns: hosts[n - 1]!,
     });
   }
+  // The same links as the lab's: BIG TCP wherever the lab has it (src/lab/lab.ts buildFabric).
+  // The VXLAN pair is an overlay deployment: its veths and vxlan0 keep 64 KiB. An overlay
+  // cannot use BIG TCP — with 192 KiB on its veths vxlan0 segments every packet in software
+  // (7 Gbit/s here), with 192 KiB on vxlan0 too throughput fell to 0.5 Gbit/s.
+  const vxlanBigTcp = bigTcp ? "veths and device left at 64 KiB (an overlay)" : "not asked";
+  if (bigTcp) {
+    const problems = [
+      ...(await setBigTcp(br, ["br0", "p1", "p2"])),
+      ...(
+        await Promise.all(
+          hosts.map((h, i) => setBigTcp(h, ["eth0", `cali${tag}${i === 0 ? "wa" : "wb"}00000`])),
+        )
+      ).flat(),
+      ...(await Promise.all([wl.wa!, wl.wb!].map((w) => setBigTcp(w, ["eth0"])))).flat(),
+    ];
+    if (problems.length > 0) throw new Error(`limit: ${problems.join("; ")}`);
+  }
   for (const h of hosts) {
     if (conntrack)
       await runOk("nft", ["-f", "-"], {
@@ -299,6 +344,7 @@ async function buildLimit(
   return {
     native: { server: wl.wa!, client: wl.wb!, ip: "198.19.250.1" },
     vxlan: { server: wl.xa!, client: wl.xb!, ip: "198.19.251.1" },
+    vxlanBigTcp,
   };
 }
 
@@ -495,6 +541,7 @@ async function main(): Promise<void> {
       datastore: "sqlite",
       demo: false,
       apiserver: false,
+      bigTcp: BIG_TCP,
     });
     if (up.notConverged.length > 0) throw new Error(`lab did not converge: ${up.notConverged.join("; ")}`);
     log(`lab ${loc.name} up in ${(up.ms / 1000).toFixed(1)} s`);
@@ -508,8 +555,14 @@ async function main(): Promise<void> {
       mtu: number;
     }[];
     const mtu = link[0]!.mtu;
-    const limit = await buildLimit(nets, mtu, "", false);
-    const ct = await buildLimit(nets, mtu, "c", true);
+    const bigTcp = up.state.bigTcp === true;
+    const limit = await buildLimit(nets, mtu, "", false, bigTcp);
+    const ct = await buildLimit(nets, mtu, "c", true, bigTcp);
+    // What the CNI plugin gave the fabric's workload veth (both ends), as the kernel reports it.
+    const fabricSizes = await linkSizes(srv.netns, "eth0");
+    log(
+      `BIG TCP: ${bigTcp ? "on" : "off"} (fabric workload eth0 ${JSON.stringify(fabricSizes)}; VXLAN device: ${limit.vxlanBigTcp})`,
+    );
     const fabric: Pair = { server: srv.netns, client: cli.netns, ip: srv.ipv4[0]! };
     const pairs: Record<PathName, Pair> = {
       fabric,
@@ -630,7 +683,8 @@ async function main(): Promise<void> {
       `target fabric / limit ≥ 95 %: ${(fabricRatio * 100).toFixed(1)} % ${met ? "MET" : "NOT MET"}; VXLAN / limit ${(vxlanRatio * 100).toFixed(1)} %; CPU per byte vs the limit: fabric ${(costRatio("fabric") * 100).toFixed(1)} %, VXLAN ${(costRatio("vxlan") * 100).toFixed(1)} %, conntrack only ${(costRatio("conntrack") * 100).toFixed(1)} %`,
     );
     const report: BenchReport & { targets: unknown[] } = {
-      bench: "fabric",
+      // 64 KiB packets: a report of its own, beside the default's.
+      bench: BIG_TCP ? "fabric" : "fabric-64k",
       startedAt: new Date().toISOString(),
       machine: machineInfo(),
       params: {
@@ -642,6 +696,10 @@ async function main(): Promise<void> {
         tool: "iperf3",
         family: 4,
         workloadMtu: mtu,
+        bigTcp,
+        iperfAffinity: AFFINITY.join(" ") || "none",
+        fabricWorkloadLinkSizes: fabricSizes,
+        vxlanDeviceBigTcp: limit.vxlanBigTcp,
         vxlanMtu: VXLAN_MTU,
         adds: ADDS,
         probeTimeoutMs: PROBE_TIMEOUT_MS,

@@ -60,6 +60,10 @@ const PICK = {
     "CNI ADD start → answers from every other host p50",
     "CNI ADD start → answers from every other host p99",
   ],
+  "fabric-64k": [
+    "fabric: lab workload h2 → h1 (calico-node, nft, BGP)",
+    "VXLAN overlay: same hops + vxlan, no nft",
+  ],
 };
 const num = (v) =>
   Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en-US") : Number(v.toPrecision(3)).toString();

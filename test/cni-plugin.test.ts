@@ -10,6 +10,9 @@ import assert from "node:assert/strict";
 import { runOk } from "../src/dataplane/netns.js";
 import { CniLab, labResources, type Invocation } from "../src/cni/harness.js";
 import { HANDLE_PREFIX } from "../src/ipam/block.js";
+import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
+import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
+import { RtNetlink, linkPacketSizes, type LinkPacketSizes } from "../src/dataplane/rtnetlink.js";
 
 const NODE = "cni-node-1";
 const lab = new CniLab(`ctscni${process.pid}`);
@@ -159,6 +162,51 @@ describe("errors and rollback", () => {
       conf: conf("9.9.9"),
     });
     assert.equal(bad.json?.code, 1);
+  });
+
+  it("big_tcp: both ends of the veth take 192 KiB GSO/GRO packets (IPv4 and IPv6); without it 64 KiB", async () => {
+    const sizes = async (netns: string, name: string): Promise<LinkPacketSizes | undefined> => {
+      const rt = RtNetlink.open((await loadLibc())!, netns);
+      try {
+        return linkPacketSizes(rt, name);
+      } finally {
+        rt.close();
+      }
+    };
+    for (const big of [true, false]) {
+      const netns = await lab.container();
+      const inv: Invocation = {
+        command: "ADD",
+        containerID: `big-${big}`,
+        netns,
+        ifname: "eth0",
+        conf: conf("1.1.0", {}, big ? { big_tcp: true } : {}),
+      };
+      const add = await lab.invoke(inv);
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+      const host = (add.json!.interfaces as { name: string }[])[0]!.name;
+      const want = big ? BIG_TCP_SIZE : 65_536;
+      for (const [ns, name] of [
+        [lab.hostNs, host],
+        [netns, "eth0"],
+      ] as const) {
+        const s = await sizes(ns, name);
+        assert.deepEqual(s, { gso: want, gro: want, gsoIPv4: want, groIPv4: want }, `${name} in ${ns}`);
+      }
+      await ping((add.json!.ips as { address: string }[])[0]!.address.split("/")[0]!);
+      const del = await lab.invoke({ ...inv, command: "DEL" });
+      assert.equal(del.code, 0, del.stderr);
+    }
+    const bad = await lab.invoke({
+      command: "ADD",
+      containerID: "x",
+      netns: await lab.container(),
+      ifname: "eth0",
+      conf: conf("1.1.0", {}, { big_tcp: "yes" }),
+    });
+    assert.equal(bad.json?.code, 7);
+    assert.match(String(bad.json?.msg), /big_tcp/);
+    await assertClean();
   });
 
   it("bad configuration is code 7 naming the field; missing variables code 4", async () => {

@@ -16,6 +16,9 @@ import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { LabStatus } from "../src/lab/lab.js";
+import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
+import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
+import { RtNetlink, linkPacketSizes } from "../src/dataplane/rtnetlink.js";
 import type { LabState } from "../src/lab/lab-state.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
@@ -139,6 +142,33 @@ test("lab status -o json: 2 hosts ready with their mesh session Established, dem
     assert.match(w.ipv4[0]!, /^198\.19\.\d+\.\d+$/);
     assert.match(w.iface, /^cali[0-9a-f]{11}$/);
   }
+  // BIG TCP (Linux ≥ 6.3): every hop of the lab takes 192 KiB packets, the workloads' veths
+  // (set by the CNI plugin, both ends) included.
+  assert.equal(status.bigTcp, true, "this kernel supports BIG TCP for IPv4");
+  const c = (await loadLibc())!;
+  const sizesOf = (netns: string, names: string[]) => {
+    const rt = RtNetlink.open(c, netns);
+    try {
+      return names.map((n) => [n, linkPacketSizes(rt, n)?.gsoIPv4]);
+    } finally {
+      rt.close();
+    }
+  };
+  const fe = status.workloads.find((w) => w.name === "frontend")!;
+  assert.deepEqual(
+    [
+      ...sizesOf(`cts${main.name}-h1`, ["eth0", fe.iface]),
+      ...sizesOf(`cts${main.name}-w-frontend`, ["eth0"]),
+      ...sizesOf(`cts${main.name}-fab`, ["p1", "p2"]),
+    ],
+    [
+      ["eth0", BIG_TCP_SIZE],
+      [fe.iface, BIG_TCP_SIZE],
+      ["eth0", BIG_TCP_SIZE],
+      ["p1", BIG_TCP_SIZE],
+      ["p2", BIG_TCP_SIZE],
+    ],
+  );
 });
 
 test("the matrix, measured with real packets, follows the demo policy across hosts", async () => {

@@ -5,8 +5,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-/** How often the nodejs_eventloop_lag_* metrics sample the event loop (ms). */
-const EVENT_LOOP_SAMPLE_MS = 200;
+/** How often the nodejs_eventloop_lag_* metrics sample the event loop (ms): a wake-up each. */
+const EVENT_LOOP_SAMPLE_MS = 1000;
 import type { DesiredState } from "../calc/types.js";
 import type { SyncStatus } from "./syncer.js";
 

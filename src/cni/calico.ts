@@ -9,6 +9,7 @@
  */
 import type { Datastore } from "../datastore/types.js";
 import type { AnyResource } from "../api/resource.js";
+import { setBigTcp } from "../dataplane/big-tcp.js";
 import { openPluginDatastore } from "./datastore.js";
 import {
   deleteEndpoint,
@@ -110,6 +111,14 @@ async function add(ctx: PluginContext): Promise<CniResult> {
         throw kernelError(`Cannot wire ${env.ifname} in ${env.netns} to ${id.hostIface}`, e);
       }
       vethMade = true;
+      if (conf.bigTcp) {
+        // A performance option: a kernel or link that cannot is reported, not fatal.
+        const problems = [
+          ...(await setBigTcp(hostNetns, [id.hostIface])),
+          ...(await setBigTcp(env.netns, [env.ifname])),
+        ];
+        for (const p of problems) log.warn(p);
+      }
       log.phase("veth wired");
       if (id.orchestrator === "cni") await ensureNetworkProfile(ds, conf.name);
       await writeEndpoint(ds, {

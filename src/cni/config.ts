@@ -29,6 +29,8 @@ export interface NetConf {
   nodename: string;
   /** 0: leave the kernel's default. */
   mtu: number;
+  /** `big_tcp` (ours): GSO/GRO packets of up to 192 KiB on both ends of the veth (big-tcp.ts). */
+  bigTcp: boolean;
   logLevel: LogLevel;
   logFilePath: string | undefined;
   ipam: IpamConf;
@@ -261,6 +263,7 @@ export function parseNetConf(conf: Obj, readFile: (p: string) => string | undefi
     datastore,
     nodename: resolveNodename(conf, readFile),
     mtu,
+    bigTcp: flag(conf, "big_tcp", "", false),
     logLevel,
     logFilePath: optString(conf, "log_file_path", "") || undefined,
     ipam,

@@ -20,6 +20,8 @@ export interface InstallOptions {
   networkName: string;
   cniVersion: string;
   ipv6: boolean;
+  /** `big_tcp` in the plugin's configuration (config.ts). */
+  bigTcp?: boolean;
   /** The node binary the wrappers exec (default: this process's). */
   node?: string;
   /** false: wrappers run the ES-module executables instead of the bundle (bundle.ts). */
@@ -100,6 +102,7 @@ export function conflist(o: InstallOptions): Record<string, unknown> {
         datastore: o.datastore,
         ...(o.nodename !== undefined ? { nodename: o.nodename } : {}),
         mtu: 0,
+        ...(o.bigTcp === true ? { big_tcp: true } : {}),
         ipam: { type: "calico-ipam", assign_ipv4: "true", assign_ipv6: o.ipv6 ? "true" : "false" },
         policy: { type: "k8s" },
       },

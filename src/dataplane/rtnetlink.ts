@@ -26,11 +26,18 @@ const NLM_F_ACK_TLVS = 0x200;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLMSGERR_ATTR_MSG = 1;
+export const RTM_NEWLINK = 16;
 export const RTM_GETLINK = 18;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
 const IFLA_IFNAME = 3;
+/** The largest GSO packet a link builds / GRO packet it takes: IPv6 (and IPv4 up to 64 KiB)… */
+const IFLA_GSO_MAX_SIZE = 41;
+const IFLA_GRO_MAX_SIZE = 58;
+/** … and IPv4 (Linux ≥ 6.3). Above 64 KiB both are BIG TCP. */
+const IFLA_GSO_IPV4_MAX_SIZE = 63;
+const IFLA_GRO_IPV4_MAX_SIZE = 64;
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0x80000;
@@ -293,6 +300,61 @@ export class RtNetlink {
     }
     return out;
   }
+}
+
+/** A link's GSO/GRO maximum sizes (bytes), as `RTM_GETLINK` reports them. */
+export interface LinkPacketSizes {
+  gso: number;
+  gro: number;
+  /** Absent on kernels before 6.3. */
+  gsoIPv4?: number;
+  groIPv4?: number;
+}
+
+const ifinfoByName = (name: string, attrs: Buffer[] = []): Buffer =>
+  Buffer.concat([Buffer.alloc(16), rtattr(IFLA_IFNAME, Buffer.from(`${name}\0`)), ...attrs]);
+
+/**
+ * BIG TCP (Linux ≥ 6.3 for IPv4): let each named link build and take GSO/GRO packets of up to
+ * `size` bytes for IPv6 and IPv4, so TCP hands the stack fewer, larger packets and every
+ * per-packet cost on the path (routing, conntrack, nftables) is paid less often. A link whose
+ * driver cannot (`tso_max_size` below `size`) refuses; so does a kernel before 6.3. Returns
+ * the refusals by name; the links not named there are set.
+ */
+export function setLinkPacketSizes(
+  rt: RtNetlink,
+  names: readonly string[],
+  size: number,
+): { name: string; reason: string }[] {
+  const u = (t: number): Buffer => rtattr(t, u32(size));
+  const bySeq = new Map<number, string>();
+  const reqs = names.map((name) => {
+    const seq = rt.nextSeq();
+    bySeq.set(seq, name);
+    const attrs = [IFLA_GSO_MAX_SIZE, IFLA_GRO_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE, IFLA_GRO_IPV4_MAX_SIZE].map(
+      u,
+    );
+    return request(RTM_NEWLINK, NLM_F_REQUEST, seq, ifinfoByName(name, attrs));
+  });
+  return rt.send(reqs).map((e) => ({
+    name: bySeq.get(e.seq) ?? "?",
+    reason: e.message === undefined ? errnoText(e.errno) : `${e.message} (${errnoText(e.errno)})`,
+  }));
+}
+
+/** A link's GSO/GRO sizes; undefined when there is no such link. */
+export function linkPacketSizes(rt: RtNetlink, name: string): LinkPacketSizes | undefined {
+  const m = rt.get(RTM_GETLINK, ifinfoByName(name));
+  if (typeof m === "number") return undefined;
+  const a = parseAttrs(m, HDR + 16);
+  const n = (t: number): number | undefined => a.get(t)?.readUInt32LE(0);
+  const v4 = { gsoIPv4: n(IFLA_GSO_IPV4_MAX_SIZE), groIPv4: n(IFLA_GRO_IPV4_MAX_SIZE) };
+  return {
+    gso: n(IFLA_GSO_MAX_SIZE) ?? 0,
+    gro: n(IFLA_GRO_MAX_SIZE) ?? 0,
+    ...(v4.gsoIPv4 === undefined ? {} : { gsoIPv4: v4.gsoIPv4 }),
+    ...(v4.groIPv4 === undefined ? {} : { groIPv4: v4.groIPv4 }),
+  };
 }
 
 /** Up to this many names are looked up one by one rather than dumped. */

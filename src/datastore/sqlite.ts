@@ -44,8 +44,9 @@ export interface SqliteDatastoreOptions {
   /** How often open watches look for commits by other processes during a burst (ms, default 5). */
   pollIntervalMs?: number;
   /**
-   * Between bursts, with the file watch working (ms, default 100): the safety net for a
-   * commit whose file event was missed. A burst lasts `BURST_MS` after each file event.
+   * Between bursts, with the file watch working (ms, default 1000): the safety net for a
+   * commit whose file event was missed (inotify does not miss local commits; each wake-up of
+   * an idle agent takes CPU from the packets it forwards). A burst lasts `BURST_MS` after each file event.
    */
   idlePollMs?: number;
   /** Watch the directory for commits (inotify; default true). false: poll fast all the time. */
@@ -193,7 +194,7 @@ export class SqliteDatastore implements Datastore {
     this.busyRetries = opts.busyRetries ?? 200;
     this.retainRevisions = opts.retainRevisions ?? 10_000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 5;
-    this.idlePollMs = Math.max(this.pollIntervalMs, opts.idlePollMs ?? 100);
+    this.idlePollMs = Math.max(this.pollIntervalMs, opts.idlePollMs ?? 1000);
     this.fileWatch = opts.fileWatch ?? true;
     const busyTimeoutMs = opts.busyTimeoutMs ?? 50;
     try {

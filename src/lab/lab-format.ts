@@ -48,7 +48,9 @@ export function formatMatrix(m: LabMatrix): string {
 
 export function formatStatus(st: LabStatus): string {
   const out: string[] = [];
-  out.push(`Lab "${st.name}" (${st.phase}): datastore ${st.datastore}, state in ${st.stateDir}`);
+  out.push(
+    `Lab "${st.name}" (${st.phase}): datastore ${st.datastore}, state in ${st.stateDir}${st.bigTcp ? "; BIG TCP (192 KiB packets)" : ""}`,
+  );
   if (st.apiserver !== undefined)
     out.push(`calico-apiserver: ${st.apiserver.url} (${st.apiserver.state}; reachable from every host)`);
   out.push("");

@@ -82,6 +82,8 @@ export interface LabState {
   phase: "starting" | "up" | "failed";
   datastore: { kind: LabDatastoreKind; url: string };
   ipv6: boolean;
+  /** BIG TCP on every link of the lab and the workloads' veths (undefined: a lab from before). */
+  bigTcp?: boolean;
   fabricNetns: string;
   hosts: LabHost[];
   workloads: LabWorkload[];

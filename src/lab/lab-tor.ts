@@ -9,6 +9,7 @@
  *
  *   bridge 198.18.0.0/24 ── tor 198.18.0.253 (BIRD) ── ext0 198.18.1.1/24 ── ext 198.18.1.2
  */
+import { setBigTcp } from "../dataplane/big-tcp.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run, runOk } from "../dataplane/netns.js";
@@ -103,6 +104,9 @@ export async function wireTor(s: LabState, tor: string, ext: string): Promise<{ 
     "link set eth0 up",
     `route add default via ${EXT_GW} dev eth0`,
   ]);
+  if (s.bigTcp === true)
+    // The plain host's path to the workloads gets the lab's packet size too (best effort).
+    await Promise.all([setBigTcp(tor, ["eth0", "ext0"]), setBigTcp(f, ["ptor"]), setBigTcp(ext, ["eth0"])]);
   const conf = join(s.stateDir, "tor-bird.conf");
   const ctl = join(s.stateDir, "tor-bird.ctl");
   writeFileSync(conf, torBirdConfig(s));

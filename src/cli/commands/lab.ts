@@ -76,10 +76,18 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
         new Option("--datastore <kind>", "lab datastore").choices(["sqlite", "etcd"]).default("sqlite"),
       )
       .option("--no-demo", "no demo workloads or policies")
-      .option("--no-apiserver", "do not start calico-apiserver"),
+      .option("--no-apiserver", "do not start calico-apiserver")
+      .option("--no-big-tcp", "64 KiB GSO/GRO packets (default: BIG TCP, 192 KiB, where the kernel can)"),
   ).action(
     async (
-      o: LabFlags & { nodes: number; ipv6: boolean; tor: boolean; demo: boolean; apiserver: boolean },
+      o: LabFlags & {
+        nodes: number;
+        ipv6: boolean;
+        tor: boolean;
+        demo: boolean;
+        apiserver: boolean;
+        bigTcp: boolean;
+      },
       cmd: Command,
     ) => {
       // calicoctl's global --datastore <url> takes `lab up --datastore etcd` before this
@@ -95,6 +103,7 @@ export function registerLabCommands(program: Command, ctx: CliContext): void {
         apiserver: o.apiserver,
         datastore,
         demo: o.demo,
+        bigTcp: o.bigTcp,
         log: (l) => ctx.out(l),
       });
       const st = await labStatus(loc, { probe: true, settleMs: 15_000 });
