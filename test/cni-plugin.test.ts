@@ -11,6 +11,7 @@ import { runOk } from "../src/dataplane/netns.js";
 import { CniLab, labResources, type Invocation } from "../src/cni/harness.js";
 import { HANDLE_PREFIX } from "../src/ipam/block.js";
 import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
+import { WORKLOAD_GATEWAY_V6 } from "../src/lab/workload.js";
 import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
 import { RtNetlink, linkPacketSizes, type LinkPacketSizes } from "../src/dataplane/rtnetlink.js";
 
@@ -206,6 +207,33 @@ describe("errors and rollback", () => {
     });
     assert.equal(bad.json?.code, 7);
     assert.match(String(bad.json?.msg), /big_tcp/);
+    await assertClean();
+  });
+
+  it("IPv6 works the moment ADD returns: the host end's link-local (the gateway) skips DAD", async () => {
+    // A new namespace keeps the kernel's accept_dad=1, as a real host does.
+    assert.equal(
+      (await runOk("sysctl", ["-n", "net.ipv6.conf.default.accept_dad"], { netns: lab.hostNs })).trim(),
+      "1",
+    );
+    const netns = await lab.container();
+    const inv: Invocation = {
+      command: "ADD",
+      containerID: "dad",
+      netns,
+      ifname: "eth0",
+      conf: conf("1.1.0", { assign_ipv6: "true" }),
+    };
+    const add = await lab.invoke(inv);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const host = (add.json!.interfaces as { name: string }[])[0]!.name;
+    const addrs = await runOk("ip", ["-6", "addr", "show", "dev", host], { netns: lab.hostNs });
+    assert.match(addrs, /inet6 fe80::ecee:eeff:feee:eeee\/64 scope link/, addrs);
+    assert.doesNotMatch(addrs, /tentative/, addrs);
+    // At once, with no retry: the container reaches its IPv6 gateway.
+    await runOk("ping", ["-6", "-c", "1", "-W", "1", `${WORKLOAD_GATEWAY_V6}%eth0`], { netns });
+    const del = await lab.invoke({ ...inv, command: "DEL" });
+    assert.equal(del.code, 0, del.stderr);
     await assertClean();
   });
 

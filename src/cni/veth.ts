@@ -87,6 +87,14 @@ export async function setupVeth(s: VethSpec): Promise<VethResult> {
   const mtu = s.mtu > 0 ? ` mtu ${s.mtu}` : "";
   const host = [
     `link add name ${s.hostIface} address ${WORKLOAD_HOST_MAC}${mtu} type veth peer name ${s.ifname} address ${containerMac}${mtu} netns ${s.netns}`,
+    // The host end's link-local is the workloads' IPv6 gateway: given without DAD before the
+    // link is up, it answers at once (the kernel's own would be tentative for 1–2 s).
+    ...(s.ipv6.length > 0
+      ? [
+          `link set ${s.hostIface} addrgenmode none`,
+          `address add ${WORKLOAD_GATEWAY_V6}/64 dev ${s.hostIface} nodad`,
+        ]
+      : []),
     `link set ${s.hostIface} up`,
     ...s.ipv4.map((a) => `route add ${a}/32 dev ${s.hostIface} scope link`),
     ...s.ipv6.map((a) => `route add ${a}/128 dev ${s.hostIface}`),
