@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
+import { run as runCmd } from "../src/dataplane/netns.js";
 import { fileURLToPath } from "node:url";
 import type { LabStatus } from "../src/lab/lab.js";
 import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
@@ -303,12 +304,27 @@ test("add-workload attaches through the CNI plugin with labels (the policy appli
   assert.notEqual(dup.code, 0);
   assert.match(dup.err, /already exists/);
 
+  // The probes left flows of extra's address in h1's conntrack table.
+  const extraIp = w.ipv4[0]!;
+  const flowsOf = async (ip: string): Promise<string[]> =>
+    (await runCmd("conntrack", ["-L", "-f", "ipv4"], { netns: `cts${main.name}-h1` })).stdout
+      .split("\n")
+      .filter((l) => l.includes(`=${ip} `));
+  assert.ok((await flowsOf(extraIp)).length > 0, "the probes' flows are tracked");
   const [del, del2] = await Promise.all([
     cli(["lab", "del-workload", ...main.flags, "extra"]),
     cli(["lab", "del-workload", ...main.flags, "extra2"]),
   ]);
   assert.equal(del.code, 0, del.err);
   assert.equal(del2.code, 0, del2.err);
+  // calico-node deletes the flows of a workload that went (Felix does too), so a workload given
+  // the address next does not inherit them.
+  let left = await flowsOf(extraIp);
+  for (let i = 0; i < 50 && left.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await flowsOf(extraIp);
+  }
+  assert.deepEqual(left, [], "no flow of the deleted workload's address is left");
   assert.deepEqual(netnsWith(`cts${main.name}-w-extra`), []);
   const after = JSON.parse(
     (await cli(["lab", "status", "-o", "json", "--no-probe", ...main.flags])).out,

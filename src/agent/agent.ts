@@ -269,6 +269,7 @@ export class Agent {
       try {
         const res = await this.dataplane.apply(this.calc.state, changes, { full });
         this.failures = 0;
+        for (const w of res.warnings ?? []) this.log.warn(w);
         // Routes whose interface is not there: a workload between its endpoint and its veth
         // (CNI ADD) or after its veth (DEL). Not a failure; try again soon, backing off.
         const waiting = res.routesWaiting ?? 0;

@@ -64,6 +64,35 @@ function chainText(nft: FakeNft, name: string): string[] {
 }
 
 describe("LinuxDataplane with FakeNft", () => {
+  it("hands the conntrack clean-up the local workload addresses after each apply; its errors are warnings", async () => {
+    const seen: string[][] = [];
+    const dp = new LinuxDataplane({
+      nft: new FakeNft(),
+      config: testConfig(),
+      routes: new StubRoutes(),
+      links: new StubLinks(),
+      resyncIntervalMs: 0,
+      conntrack: {
+        apply: (addrs) => {
+          seen.push([...addrs].sort());
+          return Promise.resolve(
+            seen.length === 1 ? { removed: [], errors: [] } : { removed: [W1.v4], errors: ["no conntrack"] },
+          );
+        },
+      },
+    });
+    const s = testState();
+    const r1 = await dp.apply(asState(s), emptyChanges());
+    assert.equal(r1.warnings, undefined);
+    s.endpoints.delete(W1.key);
+    const c = emptyChanges();
+    c.endpoints.add(W1.key);
+    const r2 = await dp.apply(asState(s), c);
+    assert.deepEqual(seen, [[W1.v4, W2.v4, W1.v6, W2.v6].sort(), [W2.v4, W2.v6].sort()]);
+    assert.equal(r2.conntrackFlushed, 1);
+    assert.deepEqual(r2.warnings, ["no conntrack"]);
+  });
+
   it("programs the whole table on the first apply and nothing on a second", async () => {
     const nft = new FakeNft();
     const dp = dataplane(nft);

@@ -8,9 +8,11 @@
  * `cali*` interface they do not know, so a workload routed before its rules land is dropped,
  * not let through. When the table is absent (a node's very first start) nothing would police
  * that window, so nft goes first and routes + sysctls follow. Any failure throws (after every
- * part has run) and makes the next apply full (read back everything and repair).
+ * part has run) and makes the next apply full (read back everything and repair). After a
+ * successful apply, the flows of workload addresses that went are deleted (conntrack.ts).
  */
 import type { DesiredState, StateChanges } from "../calc/types.js";
+import { ConntrackCleaner, localWorkloadAddrs, type ConntrackApplier } from "./conntrack.js";
 import { SysctlLinkManager, type LinkApplier } from "./links.js";
 import { TABLE_NAME, type Nft } from "./nft/model.js";
 import { NftCli } from "./nft/nft-cli.js";
@@ -30,6 +32,8 @@ export interface LinuxDataplaneOptions {
   /** Replace the route/link programming (tests without a kernel). */
   routes?: RouteApplier;
   links?: LinkApplier;
+  /** Replace the conntrack clean-up (default: `conntrack -D` with a real kernel, none with a fake Nft). */
+  conntrack?: ConntrackApplier;
   now?: () => number;
 }
 
@@ -38,6 +42,7 @@ export class LinuxDataplane implements Dataplane {
   private config: DataplaneConfig;
   private routes: RouteApplier;
   private readonly links: LinkApplier;
+  private readonly conntrack: ConntrackApplier | undefined;
   private readonly customRoutes: boolean;
   private needFull = true;
   private lastFull = 0;
@@ -60,6 +65,8 @@ export class LinuxDataplane implements Dataplane {
     this.customRoutes = opts.routes !== undefined;
     this.routes = opts.routes ?? new RouteManager(opts.config.routeProtocol, { netns: opts.netns });
     this.links = opts.links ?? new SysctlLinkManager({ netns: opts.netns });
+    this.conntrack =
+      opts.conntrack ?? (this.realNft ? new ConntrackCleaner({ netns: opts.netns }) : undefined);
     this.resyncMs = opts.resyncIntervalMs ?? 180_000;
     this.now = opts.now ?? Date.now;
   }
@@ -156,17 +163,21 @@ export class LinuxDataplane implements Dataplane {
     if (routesR.status === "rejected") throw routesR.reason;
     if (linksR.status === "rejected") throw linksR.reason;
     const nft = nftR.value;
+    // The removed workloads' rules are gone now: forget their flows too (never throws).
+    const ct = await this.conntrack?.apply(localWorkloadAddrs(state));
     this.needFull = false;
     this.lastRouteCount = state.routes.size;
     if (full || nft.full) this.lastFull = start;
     // The phase times travel with the result into the agent's "Applied" log line.
-    const res: ApplyResult & Record<string, number | boolean> = {
+    const res: ApplyResult & Record<string, number | boolean | string[]> = {
       full: full || nft.full,
       nftOps: nft.ops,
       nftScriptBytes: nft.scriptBytes,
       routesChanged: routesR.value,
       linksChanged: linksR.value,
       routesWaiting: this.routes.waiting?.length ?? 0,
+      conntrackFlushed: ct?.removed.length ?? 0,
+      ...(ct !== undefined && ct.errors.length > 0 ? { warnings: ct.errors } : {}),
       durationMs: this.now() - start,
       nftPlanMs: Math.round(nft.planMs),
       nftWriteMs: Math.round(nft.writeMs),

@@ -42,6 +42,10 @@ export interface ApplyResult {
    * between its endpoint and its veth. The caller applies again soon; they are not failures.
    */
   routesWaiting?: number;
+  /** Workload addresses that went and whose conntrack flows were deleted. */
+  conntrackFlushed?: number;
+  /** What went wrong without failing the apply (e.g. a conntrack clean-up), for the log. */
+  warnings?: string[];
   durationMs: number;
 }
 
