@@ -3,6 +3,9 @@
  * and the conflist's calico entry, as a runtime would hand it over, attaches a container
  * through the installed `calico` executable.
  */
+import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
+import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
+import { RtNetlink, linkPacketSizes } from "../src/dataplane/rtnetlink.js";
 import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -37,6 +40,7 @@ it("installs both plugins and a conflist that works", async () => {
       "--nodename",
       "inst-node",
       "--ipv6",
+      "--big-tcp",
     ],
     { io: { stdout: (s) => out.push(s), stderr: (s) => out.push(s), readStdin: () => Promise.resolve("") } },
   );
@@ -58,6 +62,7 @@ it("installs both plugins and a conflist that works", async () => {
   };
   assert.equal(list.name, "k8s-pod-network");
   assert.deepEqual(list.plugins[0]?.ipam, { type: "calico-ipam", assign_ipv4: "true", assign_ipv6: "true" });
+  assert.equal(list.plugins[0]?.big_tcp, true);
   // What a runtime sends: the plugin entry with the list's name and cniVersion.
   const netconf = { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion };
   const netns = await lab.container();
@@ -82,8 +87,15 @@ it("installs both plugins and a conflist that works", async () => {
       input: JSON.stringify(netconf),
     },
   );
-  const result = JSON.parse(add) as { ips: { address: string }[] };
+  const result = JSON.parse(add) as { ips: { address: string }[]; interfaces: { name: string }[] };
   assert.equal(result.ips.length, 2);
+  // The installed (bundled) plugin set BIG TCP through rtnetlink on the host end.
+  const rt = RtNetlink.open((await loadLibc())!, lab.hostNs);
+  try {
+    assert.equal(linkPacketSizes(rt, result.interfaces[0]!.name)?.gsoIPv4, BIG_TCP_SIZE);
+  } finally {
+    rt.close();
+  }
   await runOk(
     "nsenter",
     [

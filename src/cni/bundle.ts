@@ -102,7 +102,8 @@ function bundleSource(ts: TS, ids: string[]): string {
   const packages = new Set<string>();
   const defs = ids.map((id) => {
     const code = transpile(ts, id);
-    for (const m of code.matchAll(/\brequire\("([^"]+)"\)/g))
+    // Packages required, and imported dynamically (koffi, for rtnetlink: big-tcp.ts).
+    for (const m of code.matchAll(/\b(?:require|__ctsImport)\("([^"]+)"\)/g))
       if (!m[1]!.startsWith(".") && !m[1]!.startsWith("node:")) packages.add(m[1]!);
     return `${JSON.stringify(id)}: function (exports, require, module, __filename, __dirname, __ctsImport, __ctsMetaUrl) {\n${code}\n}`;
   });
@@ -145,7 +146,9 @@ function req(from, spec) {
 function dynImport(from, spec) {
   const id = rel(from, spec);
   if (id !== undefined && id in defs) return Promise.resolve().then(() => load(id));
-  return host.dynImport(id === undefined ? spec : host.fileUrl(host.distRoot + "/" + id));
+  // A package by the path resolved at bundle time: the loader lives outside our node_modules.
+  if (id === undefined) return host.dynImport(resolved[spec] === undefined ? spec : host.fileUrl(resolved[spec]));
+  return host.dynImport(host.fileUrl(host.distRoot + "/" + id));
 }
 return { load };
 })`;

@@ -19,6 +19,7 @@ interface InstallFlags {
   network: string;
   cniVersion: string;
   ipv6?: boolean;
+  bigTcp?: boolean;
 }
 
 export function registerCniCommands(program: Command, ctx: CliContext): void {
@@ -33,6 +34,10 @@ export function registerCniCommands(program: Command, ctx: CliContext): void {
     .option("--network <name>", "network name", "k8s-pod-network")
     .option("--cni-version <version>", "cniVersion of the conflist", "1.0.0")
     .option("--ipv6", "also assign an IPv6 address to every workload")
+    .option(
+      "--big-tcp",
+      "BIG TCP: 192 KiB GSO/GRO packets on both ends of each workload's veth (Linux ≥ 6.3)",
+    )
     .action((flags: InstallFlags, cmd: Command) => {
       const datastore =
         resolveDatastoreSetting(cmd.optsWithGlobals<DatastoreFlags>(), process.env) ?? defaultDatastoreUrl();
@@ -46,6 +51,7 @@ export function registerCniCommands(program: Command, ctx: CliContext): void {
         networkName: flags.network,
         cniVersion: flags.cniVersion,
         ipv6: flags.ipv6 === true,
+        bigTcp: flags.bigTcp === true,
         ...(flags.nodename !== undefined ? { nodename: flags.nodename } : {}),
       });
       for (const f of files) ctx.out(`Installed ${f}`);
