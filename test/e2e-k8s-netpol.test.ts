@@ -8,7 +8,8 @@
  * Each scenario replaces the policies (networking.k8s.io/v1, converted as the API converts
  * them), waits until every calico-node has applied the revision, forgets earlier flows
  * (conntrack: established flows survive a new policy, in Calico as in Kubernetes), then probes
- * the full matrix — 9 × 8 pairs × {TCP, UDP} × {80, 81}, real packets, all at once — and
+ * the full matrix — 9 × 8 pairs × {TCP, UDP} × {80, 81} × {IPv4, IPv6} (a dual-stack lab),
+ * real packets, all at once — and
  * compares it with what the model (helpers/e2e-netpol-model.ts) expects. A mismatch prints the
  * expected and the measured matrix side by side.
  *
@@ -58,7 +59,8 @@ const NS_LABELS: Record<string, Record<string, string>> = Object.fromEntries(
 const tag = process.pid.toString(36);
 const root = mkdtempSync(join(tmpdir(), "cts-e2e-"));
 const loc = labLocation(`e2e${tag}`.slice(0, 10), join(root, "lab"));
-let pods: ModelPod[] = [];
+/** The pods with their IPv4 and their IPv6 address (the model runs once per family). */
+let podsByFamily: Record<4 | 6, ModelPod[]> = { 4: [], 6: [] };
 let state: LabState;
 
 const withStore = <T>(f: (store: ResourceStore) => Promise<T>): Promise<T> => withLabStore(state, f);
@@ -88,15 +90,17 @@ async function setPolicies(policies: readonly K8sNetworkPolicy[]): Promise<void>
   await Promise.all(state.hosts.map((h) => runOk("conntrack", ["-F"], { netns: h.netns })));
 }
 
-/** Probe the full matrix for every probe type and compare it with the model. */
+/** Probe the full matrix for every probe type, over IPv4 and IPv6, and compare it with the model. */
 async function checkMatrix(policies: readonly K8sNetworkPolicy[], probes = PROBES): Promise<void> {
-  const byName = new Map(pods.map((p) => [p.name, p]));
   const sockets = new Map(state.workloads.map((w) => [w.name, w.socket]));
-  const eps = pods.map((p) => ({ name: p.name, socket: sockets.get(p.name)!, addr: p.ip }));
-  const names = pods.map((p) => p.name);
   const reports: string[] = [];
+  const runs = ([4, 6] as const).flatMap((family) => probes.map((probe) => ({ family, probe })));
   await Promise.all(
-    probes.map(async (probe) => {
+    runs.map(async ({ family, probe }) => {
+      const pods = podsByFamily[family];
+      const byName = new Map(pods.map((p) => [p.name, p]));
+      const eps = pods.map((p) => ({ name: p.name, socket: sockets.get(p.name)!, addr: p.ip }));
+      const names = pods.map((p) => p.name);
       const expect = (from: string, to: string) =>
         allowed(policies, NS_LABELS, byName.get(from)!, byName.get(to)!, probe);
       const cells = await connectivityMatrix(eps, {
@@ -115,7 +119,7 @@ async function checkMatrix(policies: readonly K8sNetworkPolicy[], probes = PROBE
         reports.push(
           [
             formatMatrices(
-              `${probe.proto} ${probe.port}: ${wrong.length} of ${cells.length} cells differ`,
+              `IPv${family} ${probe.proto} ${probe.port}: ${wrong.length} of ${cells.length} cells differ`,
               names,
               expect,
               (f, t) => cell.get(`${f} ${t}`)?.ok,
@@ -134,13 +138,13 @@ async function scenario(policies: K8sNetworkPolicy[], probes = PROBES): Promise<
   await checkMatrix(policies, probes);
 }
 
-const ip = (name: string): string => pods.find((p) => p.name === name)!.ip;
+const ip = (name: string, family: 4 | 6 = 4): string => podsByFamily[family].find((p) => p.name === name)!.ip;
 
 describe("Kubernetes NetworkPolicy truth tables on a 3-host lab", { skip }, () => {
   before(async () => {
     const up = await labUp(loc, {
       nodes: 3,
-      ipv6: false,
+      ipv6: true,
       datastore: "sqlite",
       demo: false,
       apiserver: false,
@@ -171,13 +175,16 @@ describe("Kubernetes NetworkPolicy truth tables on a 3-host lab", { skip }, () =
       for (const [i, pod] of PODS.entries())
         await labAddWorkload(loc, state.hosts[(i + j) % 3]!.name, `${ns}-${pod}`, { pod }, ns);
     state = requireLabState(loc);
-    pods = state.workloads.map((w) => ({
-      name: w.name,
-      namespace: w.namespace,
-      labels: w.labels,
-      ip: w.ipv4[0]!,
-      namedPorts: NAMED_PORTS,
-    }));
+    const podsOf = (f: 4 | 6): ModelPod[] =>
+      state.workloads.map((w) => ({
+        name: w.name,
+        namespace: w.namespace,
+        labels: w.labels,
+        ip: (f === 4 ? w.ipv4 : w.ipv6)[0]!,
+        namedPorts: NAMED_PORTS,
+      }));
+    podsByFamily = { 4: podsOf(4), 6: podsOf(6) };
+    for (const f of [4, 6] as const) assert.equal(podsByFamily[f].length, 9, `IPv${f} addresses`);
     // The CNI plugin does not know the pod's container ports; a Kubernetes pod's endpoint
     // carries them (named ports), so write them as Calico's pod conversion would.
     const revision = await withStore(async (store) => {
@@ -278,12 +285,29 @@ describe("Kubernetes NetworkPolicy truth tables on a 3-host lab", { skip }, () =
     ]);
   });
 
-  test("ipBlock with except: x/a admits the pool except y/b's address", async () => {
+  test("ipBlock with except: x/a admits the IPv4 pool except y/b's address (and no IPv6 peer)", async () => {
     await scenario([
       knp("x", "a-from-block", {
         podSelector: { matchLabels: { pod: "a" } },
         policyTypes: ["Ingress"],
         ingress: [{ from: [{ ipBlock: { cidr: "198.19.0.0/16", except: [`${ip("y-b")}/32`] } }] }],
+      }),
+    ]);
+  });
+
+  test("ipBlock per family: x/a admits the IPv6 pool except z/c's address, and IPv4 only from y/a", async () => {
+    await scenario([
+      knp("x", "a-from-blocks", {
+        podSelector: { matchLabels: { pod: "a" } },
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            from: [
+              { ipBlock: { cidr: "fd00:19::/48", except: [`${ip("z-c", 6)}/128`] } },
+              { ipBlock: { cidr: `${ip("y-a")}/32` } },
+            ],
+          },
+        ],
       }),
     ]);
   });

@@ -8,11 +8,13 @@
  * - A pod selected by no policy of a direction (Ingress/Egress) is open in that direction.
  * - A selected pod admits a connection if any rule of any policy selecting it matches: its
  *   peers (none = everyone) and its ports (none = every port).
- * - A peer: `ipBlock` (cidr minus except, by the pod's address), or pod and namespace
+ * - A peer: `ipBlock` (cidr minus except, by the pod's address of the probe's family; a block
+ *   of the other family admits nothing), or pod and namespace
  *   selectors ANDed, an absent namespaceSelector meaning the policy's own namespace.
  * - Ports: protocol (default TCP), a number, a number with `endPort`, or a name resolved on the
  *   destination pod.
  */
+import { BlockList, isIPv6 } from "node:net";
 import type {
   K8sIPBlock,
   K8sLabelSelector,
@@ -26,6 +28,7 @@ export interface ModelPod {
   name: string;
   namespace: string;
   labels: Record<string, string>;
+  /** The address probed (IPv4 or IPv6: the model runs per family). */
   ip: string;
   /** Named container ports: name → protocol and number. */
   namedPorts: Record<string, { protocol: "TCP" | "UDP"; port: number }>;
@@ -55,13 +58,14 @@ export function selectorMatches(sel: K8sLabelSelector | undefined, labels: Recor
   return true;
 }
 
-const ipv4ToInt = (ip: string): number => ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-
+/** Whether `ip` is in `cidr`; never across families (an IPv4 block admits no IPv6 peer). */
 function inCidr(ip: string, cidr: string): boolean {
   const [net, len] = cidr.split("/");
-  const bits = Number(len);
-  const size = 2 ** (32 - bits);
-  return Math.floor(ipv4ToInt(ip) / size) === Math.floor(ipv4ToInt(net!) / size);
+  const type = isIPv6(net!) ? "ipv6" : "ipv4";
+  if (isIPv6(ip) !== (type === "ipv6")) return false;
+  const list = new BlockList();
+  list.addSubnet(net!, Number(len), type);
+  return list.check(ip, type);
 }
 
 const inBlock = (ip: string, b: K8sIPBlock): boolean =>
