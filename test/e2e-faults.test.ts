@@ -1,5 +1,6 @@
 /**
- * End-to-end: faults on a 3-host lab with a real etcd (issue 8, "End-to-end suite", Faults).
+ * End-to-end: faults on a dual-stack 3-host lab with a real etcd (issue 8, "End-to-end suite",
+ * Faults); traffic is probed and routes are checked over IPv4 and IPv6.
  * The lab's demo: frontend on h1, backend and client on h2, db on h3; `backend` accepts TCP 80
  * only from `frontend`, `db` only from `backend`, everything else is allowed — so every host
  * pair carries allowed traffic and denied pairs cross hosts too. The mesh's graceful-restart
@@ -28,6 +29,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test, type TestContext } from "node:test";
+import { familyBits, formatIP, parseIP } from "../src/api/net.js";
 import { run } from "../src/dataplane/netns.js";
 import { readAgentStatus } from "../src/lab/agent-status.js";
 import { DEMO_NAMESPACE, demoExpect } from "../src/lab/lab-demo.js";
@@ -85,12 +87,18 @@ const expectAllowed = (from: string, to: string): boolean =>
 const host = (name: string): LabHost => state.hosts.find((h) => h.name === name)!;
 const wl = (name: string) => state.workloads.find((w) => w.name === name)!;
 
-/** The /26 IPAM block (the pools' blockSize) holding a workload's address. */
+/** The IPAM block (the lab pools' blockSize: /26, /122) holding a workload's address. */
 function blockOf(ip: string): string {
-  const n = ip.split(".").reduce((a, o) => a * 256 + Number(o), 0);
-  const b = n - (n % 64);
-  return `${[24, 16, 8, 0].map((s) => Math.floor(b / 2 ** s) % 256).join(".")}/26`;
+  const a = parseIP(ip)!;
+  const prefix = a.family === 4 ? 26 : 122;
+  const host = (1n << BigInt(familyBits(a.family) - prefix)) - 1n;
+  return `${formatIP(a.family, a.value & ~host)}/${prefix}`;
 }
+
+const FAMILIES = [4, 6] as const;
+type Family = (typeof FAMILIES)[number];
+const addrOf = (w: { ipv4: string[]; ipv6: string[] }, f: Family): string => (f === 4 ? w.ipv4 : w.ipv6)[0]!;
+const hostAddr = (h: LabHost, f: Family): string => (f === 4 ? h.v4 : h.v6!);
 
 function ds(req: Parameters<typeof labDatastore>[2]) {
   return labDatastore(state.datastore.url, state.fabricNetns, req);
@@ -159,24 +167,26 @@ const pairsAmong = (names: readonly string[]): Pair[] =>
 const pairsThat = (allowed: boolean, names: readonly string[]): Pair[] =>
   pairsAmong(names).filter((p) => expectAllowed(p.from, p.to) === allowed);
 
-/** One TCP 80 probe per pair, all at once; an allowed pair must be answered by its target. */
+/** One TCP 80 probe per pair and family, all at once; an allowed pair must be answered by its target. */
 async function trafficProblems(pairs: readonly Pair[]): Promise<string[]> {
   const out = await Promise.all(
-    pairs.map(async ({ from, to }) => {
-      const allowed = expectAllowed(from, to);
-      const r = await clients.get(from)!.probe({
-        proto: "tcp",
-        addr: wl(to).ipv4[0]!,
-        port: 80,
-        // Allowed: long enough for a loaded machine (a lost SYN would be re-sent after 1 s);
-        // denied: a drop shows as a timeout, so keep it short.
-        timeoutMs: allowed ? 2500 : 700,
-      });
-      if (allowed && !r.ok) return `${from} → ${to} is allowed but failed (${r.error})`;
-      if (allowed && r.peer !== to) return `${from} → ${to} was answered by ${r.peer}`;
-      if (!allowed && r.ok) return `${from} → ${to} is denied but got through (${r.peer})`;
-      return undefined;
-    }),
+    pairs
+      .flatMap(({ from, to }) => FAMILIES.map((f) => ({ from, to, f })))
+      .map(async ({ from, to, f }) => {
+        const allowed = expectAllowed(from, to);
+        const r = await clients.get(from)!.probe({
+          proto: "tcp",
+          addr: addrOf(wl(to), f),
+          port: 80,
+          // Allowed: long enough for a loaded machine (a lost SYN would be re-sent after 1 s);
+          // denied: a drop shows as a timeout, so keep it short.
+          timeoutMs: allowed ? 2500 : 700,
+        });
+        if (allowed && !r.ok) return `${from} → ${to} (IPv${f}) is allowed but failed (${r.error})`;
+        if (allowed && r.peer !== to) return `${from} → ${to} (IPv${f}) was answered by ${r.peer}`;
+        if (!allowed && r.ok) return `${from} → ${to} (IPv${f}) is denied but got through (${r.peer})`;
+        return undefined;
+      }),
   );
   return out.filter((p): p is string => p !== undefined);
 }
@@ -187,17 +197,23 @@ interface Route {
   protocol?: string;
 }
 
+/** `h`'s BGP routes, IPv4 and IPv6. */
 async function routesOf(h: LabHost): Promise<Route[] | string> {
-  const r = await run("ip", ["-j", "-4", "route", "show", "proto", BGP_ROUTE_PROTO], { netns: h.netns });
-  if (r.code !== 0) return `ip route on ${h.name} failed: ${r.stderr.trim()}`;
-  return JSON.parse(r.stdout) as Route[];
+  const out: Route[] = [];
+  for (const f of FAMILIES) {
+    const r = await run("ip", ["-j", `-${f}`, "route", "show", "proto", BGP_ROUTE_PROTO], { netns: h.netns });
+    if (r.code !== 0) return `ip -${f} route on ${h.name} failed: ${r.stderr.trim()}`;
+    out.push(...(JSON.parse(r.stdout) as Route[]));
+  }
+  return out;
 }
 
-/** Blocks of workloads on other live hosts that `h` must route via their host. */
+/** Blocks (both families) of workloads on other live hosts that `h` must route via their host. */
 function wantedRoutes(h: LabHost, live: readonly string[]): { block: string; via: string }[] {
   const want = new Map<string, string>();
   for (const w of state.workloads)
-    if (w.host !== h.name && live.includes(w.host)) want.set(blockOf(w.ipv4[0]!), host(w.host).v4);
+    if (w.host !== h.name && live.includes(w.host))
+      for (const f of FAMILIES) want.set(blockOf(addrOf(w, f)), hostAddr(host(w.host), f));
   return [...want].map(([block, via]) => ({ block, via }));
 }
 
@@ -327,7 +343,7 @@ describe("faults on a 3-host lab with etcd: agent kill, datastore outage, host d
   before(async () => {
     root = mkdtempSync(join(tmpdir(), "cts-flt-"));
     loc = labLocation(`flt${process.pid.toString(36)}`.slice(0, 10), join(root, "lab"));
-    const up = await labUp(loc, { nodes: 3, ipv6: false, datastore: "etcd", demo: true, apiserver: false });
+    const up = await labUp(loc, { nodes: 3, ipv6: true, datastore: "etcd", demo: true, apiserver: false });
     state = up.state;
     assert.deepEqual(up.notConverged, [], "lab converged");
     // A short graceful-restart time for the mesh. Changing it restarts every speaker (it is
@@ -502,11 +518,21 @@ describe("faults on a 3-host lab with etcd: agent kill, datastore outage, host d
     const live = ["h1", "h2"];
     const survivors = state.workloads.filter((w) => w.host !== dead.name).map((w) => w.name);
     const deadBlocks = [
-      ...new Set(state.workloads.filter((w) => w.host === dead.name).map((w) => blockOf(w.ipv4[0]!))),
+      ...new Set(
+        state.workloads
+          .filter((w) => w.host === dead.name)
+          .flatMap((w) => FAMILIES.map((f) => blockOf(addrOf(w, f)))),
+      ),
     ];
+    assert.ok(
+      deadBlocks.some((b) => b.includes(":")),
+      "h3 has IPv6 blocks too",
+    );
     assert.ok(deadBlocks.length > 0 && survivors.length >= 2, "workloads on h3 and on the others");
     const before12 = session("h1", host("h2").v4);
     assert.equal(before12?.state, "Established", "h1–h2 session up before");
+    const before12v6 = session("h1", host("h2").v6!);
+    assert.equal(before12v6?.state, "Established", "h1–h2 IPv6 session up before");
 
     /** Which live hosts still route to which of h3's blocks. */
     const stillRouted = async (): Promise<string[]> => {
@@ -515,7 +541,8 @@ describe("faults on a 3-host lab with etcd: agent kill, datastore outage, host d
         const routes = await routesOf(host(n));
         if (typeof routes === "string") assert.fail(routes);
         for (const b of deadBlocks)
-          if (routes.some((r) => r.dst === b && r.gateway === dead.v4)) out.push(`${n} → ${b}`);
+          if (routes.some((r) => r.dst === b && r.gateway === (b.includes(":") ? dead.v6 : dead.v4)))
+            out.push(`${n} → ${b}`);
       }
       return out;
     };
@@ -563,6 +590,9 @@ describe("faults on a 3-host lab with etcd: agent kill, datastore outage, host d
     const after12 = session("h1", host("h2").v4);
     assert.equal(after12?.state, "Established", "h1–h2 session still up");
     assert.equal(after12?.since, before12?.since, "h1–h2 session never flapped");
+    const after12v6 = session("h1", host("h2").v6!);
+    assert.equal(after12v6?.state, "Established", "h1–h2 IPv6 session still up");
+    assert.equal(after12v6?.since, before12v6?.since, "h1–h2 IPv6 session never flapped");
     assert.deepEqual(agentProblems(live), [], "h1's and h2's agents still run");
   });
 });
