@@ -34,10 +34,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setBigTcp } from "../src/dataplane/big-tcp.js";
+import { readLinkPacketSizes, setBigTcp } from "../src/dataplane/big-tcp.js";
 import { run, runOk, type RunResult } from "../src/dataplane/netns.js";
-import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
-import { RtNetlink, linkPacketSizes, type LinkPacketSizes } from "../src/dataplane/rtnetlink.js";
 import { invokeCni, labAddWorkload, labDown, labUp } from "../src/lab/lab.js";
 import { ProbeClient } from "../src/lab/lab-probe.js";
 import { labLocation, type LabLocation, type LabState, type LabWorkload } from "../src/lab/lab-state.js";
@@ -72,17 +70,6 @@ const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2;
 };
-
-async function linkSizes(netns: string, name: string): Promise<LinkPacketSizes | undefined> {
-  const c = await loadLibc();
-  if (c === undefined) return undefined;
-  const rt = RtNetlink.open(c, netns);
-  try {
-    return linkPacketSizes(rt, name);
-  } finally {
-    rt.close();
-  }
-}
 
 async function ipBatch(netns: string, lines: string[]): Promise<void> {
   await runOk("ip", ["-n", netns, "-batch", "-"], { input: `${lines.join("\n")}\n` });
@@ -559,7 +546,7 @@ async function main(): Promise<void> {
     const limit = await buildLimit(nets, mtu, "", false, bigTcp);
     const ct = await buildLimit(nets, mtu, "c", true, bigTcp);
     // What the CNI plugin gave the fabric's workload veth (both ends), as the kernel reports it.
-    const fabricSizes = await linkSizes(srv.netns, "eth0");
+    const fabricSizes = (await readLinkPacketSizes(srv.netns, ["eth0"]))?.[0];
     log(
       `BIG TCP: ${bigTcp ? "on" : "off"} (fabric workload eth0 ${JSON.stringify(fabricSizes)}; VXLAN device: ${limit.vxlanBigTcp})`,
     );

@@ -3,9 +3,7 @@
  * and the conflist's calico entry, as a runtime would hand it over, attaches a container
  * through the installed `calico` executable.
  */
-import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
-import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
-import { RtNetlink, linkPacketSizes } from "../src/dataplane/rtnetlink.js";
+import { BIG_TCP_SIZE, readLinkPacketSizes } from "../src/dataplane/big-tcp.js";
 import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -90,12 +88,8 @@ it("installs both plugins and a conflist that works", async () => {
   const result = JSON.parse(add) as { ips: { address: string }[]; interfaces: { name: string }[] };
   assert.equal(result.ips.length, 2);
   // The installed (bundled) plugin set BIG TCP through rtnetlink on the host end.
-  const rt = RtNetlink.open((await loadLibc())!, lab.hostNs);
-  try {
-    assert.equal(linkPacketSizes(rt, result.interfaces[0]!.name)?.gsoIPv4, BIG_TCP_SIZE);
-  } finally {
-    rt.close();
-  }
+  const [hostEnd] = (await readLinkPacketSizes(lab.hostNs, [result.interfaces[0]!.name]))!;
+  assert.equal(hostEnd?.gsoIPv4, BIG_TCP_SIZE);
   await runOk(
     "nsenter",
     [

@@ -10,10 +10,8 @@ import assert from "node:assert/strict";
 import { runOk } from "../src/dataplane/netns.js";
 import { CniLab, labResources, type Invocation } from "../src/cni/harness.js";
 import { HANDLE_PREFIX } from "../src/ipam/block.js";
-import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
+import { BIG_TCP_SIZE, readLinkPacketSizes } from "../src/dataplane/big-tcp.js";
 import { WORKLOAD_GATEWAY_V6 } from "../src/lab/workload.js";
-import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
-import { RtNetlink, linkPacketSizes, type LinkPacketSizes } from "../src/dataplane/rtnetlink.js";
 
 const NODE = "cni-node-1";
 const lab = new CniLab(`ctscni${process.pid}`);
@@ -166,14 +164,6 @@ describe("errors and rollback", () => {
   });
 
   it("big_tcp: both ends of the veth take 192 KiB GSO/GRO packets (IPv4 and IPv6); without it 64 KiB", async () => {
-    const sizes = async (netns: string, name: string): Promise<LinkPacketSizes | undefined> => {
-      const rt = RtNetlink.open((await loadLibc())!, netns);
-      try {
-        return linkPacketSizes(rt, name);
-      } finally {
-        rt.close();
-      }
-    };
     for (const big of [true, false]) {
       const netns = await lab.container();
       const inv: Invocation = {
@@ -191,7 +181,7 @@ describe("errors and rollback", () => {
         [lab.hostNs, host],
         [netns, "eth0"],
       ] as const) {
-        const s = await sizes(ns, name);
+        const [s] = (await readLinkPacketSizes(ns, [name]))!;
         assert.deepEqual(s, { gso: want, gro: want, gsoIPv4: want, groIPv4: want }, `${name} in ${ns}`);
       }
       await ping((add.json!.ips as { address: string }[])[0]!.address.split("/")[0]!);

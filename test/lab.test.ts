@@ -17,9 +17,7 @@ import { after, before, test } from "node:test";
 import { run as runCmd } from "../src/dataplane/netns.js";
 import { fileURLToPath } from "node:url";
 import type { LabStatus } from "../src/lab/lab.js";
-import { BIG_TCP_SIZE } from "../src/dataplane/big-tcp.js";
-import { loadLibc } from "../src/dataplane/nft/netlink-elements.js";
-import { RtNetlink, linkPacketSizes } from "../src/dataplane/rtnetlink.js";
+import { BIG_TCP_SIZE, readLinkPacketSizes } from "../src/dataplane/big-tcp.js";
 import type { LabState } from "../src/lab/lab-state.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
@@ -146,21 +144,14 @@ test("lab status -o json: 2 hosts ready with their mesh session Established, dem
   // BIG TCP (Linux ≥ 6.3): every hop of the lab takes 192 KiB packets, the workloads' veths
   // (set by the CNI plugin, both ends) included.
   assert.equal(status.bigTcp, true, "this kernel supports BIG TCP for IPv4");
-  const c = (await loadLibc())!;
-  const sizesOf = (netns: string, names: string[]) => {
-    const rt = RtNetlink.open(c, netns);
-    try {
-      return names.map((n) => [n, linkPacketSizes(rt, n)?.gsoIPv4]);
-    } finally {
-      rt.close();
-    }
-  };
+  const sizesOf = async (netns: string, names: string[]) =>
+    ((await readLinkPacketSizes(netns, names)) ?? []).map((s, i) => [names[i], s?.gsoIPv4]);
   const fe = status.workloads.find((w) => w.name === "frontend")!;
   assert.deepEqual(
     [
-      ...sizesOf(`cts${main.name}-h1`, ["eth0", fe.iface]),
-      ...sizesOf(`cts${main.name}-w-frontend`, ["eth0"]),
-      ...sizesOf(`cts${main.name}-fab`, ["p1", "p2"]),
+      ...(await sizesOf(`cts${main.name}-h1`, ["eth0", fe.iface])),
+      ...(await sizesOf(`cts${main.name}-w-frontend`, ["eth0"])),
+      ...(await sizesOf(`cts${main.name}-fab`, ["p1", "p2"])),
     ],
     [
       ["eth0", BIG_TCP_SIZE],

@@ -5,7 +5,7 @@
  * nothing encapsulates (a VXLAN device stays at 64 KiB). The kernel segments wherever a link
  * allows less, so a mixed path is correct, only not faster there.
  */
-import { RtNetlink, setLinkPacketSizes } from "./rtnetlink.js";
+import { RtNetlink, linkPacketSizes, setLinkPacketSizes, type LinkPacketSizes } from "./rtnetlink.js";
 import { loadLibc } from "./nft/netlink-elements.js";
 
 /** Cilium's BIG TCP size: 192 KiB. */
@@ -22,11 +22,27 @@ export async function setBigTcp(
   size = BIG_TCP_SIZE,
 ): Promise<string[]> {
   if (names.length === 0) return [];
+  const r = await withRtNetlink(netns, (rt) =>
+    setLinkPacketSizes(rt, names, size).map((f) => `BIG TCP not set on ${f.name}: ${f.reason}`),
+  );
+  return r ?? [`BIG TCP not set on ${names.join(", ")}: koffi (libc) is not available`];
+}
+
+/** The GSO/GRO sizes of `names` in `netns`, as the kernel reports them (undefined: no such link); undefined without rtnetlink. */
+export function readLinkPacketSizes(
+  netns: string | undefined,
+  names: readonly string[],
+): Promise<(LinkPacketSizes | undefined)[] | undefined> {
+  return withRtNetlink(netns, (rt) => names.map((n) => linkPacketSizes(rt, n)));
+}
+
+/** `fn` with an rtnetlink socket in `netns`, closed after; undefined when koffi cannot load. */
+async function withRtNetlink<T>(netns: string | undefined, fn: (rt: RtNetlink) => T): Promise<T | undefined> {
   const c = await loadLibc();
-  if (c === undefined) return [`BIG TCP not set on ${names.join(", ")}: koffi (libc) is not available`];
+  if (c === undefined) return undefined;
   const rt = RtNetlink.open(c, netns);
   try {
-    return setLinkPacketSizes(rt, names, size).map((f) => `BIG TCP not set on ${f.name}: ${f.reason}`);
+    return fn(rt);
   } finally {
     rt.close();
   }

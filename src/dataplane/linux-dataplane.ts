@@ -163,8 +163,10 @@ export class LinuxDataplane implements Dataplane {
     if (routesR.status === "rejected") throw routesR.reason;
     if (linksR.status === "rejected") throw linksR.reason;
     const nft = nftR.value;
-    // The removed workloads' rules are gone now: forget their flows too (never throws).
-    const ct = await this.conntrack?.apply(localWorkloadAddrs(state));
+    // The removed workloads' rules are gone now: forget their flows too (never throws). Only
+    // an endpoint change can change the addresses; a full apply (the first) records them.
+    const ct =
+      full || changes.endpoints.size > 0 ? await this.conntrack?.apply(localWorkloadAddrs(state)) : undefined;
     this.needFull = false;
     this.lastRouteCount = state.routes.size;
     if (full || nft.full) this.lastFull = start;

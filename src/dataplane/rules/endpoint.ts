@@ -33,10 +33,11 @@ const r = (matches: Match[], verdict?: Verdict, statements: Rule["statements"] =
 // profile): hashed once and shared between chains (comment.ts `sharedRule`). The key names
 // everything the rule depends on.
 
+/** `ct state established,related`: a flow's later packets. */
+export const established = (): Match => ({ type: "ct-state", op: "==", states: ["established", "related"] });
+
 export const conntrackRules = (): Rule[] => [
-  sharedRule("ct-established", () =>
-    r([{ type: "ct-state", op: "==", states: ["established", "related"] }], { type: "accept" }),
-  ),
+  sharedRule("ct-established", () => r([established()], { type: "accept" })),
   sharedRule("ct-invalid", () => r([{ type: "ct-state", op: "==", states: ["invalid"] }], { type: "drop" })),
 ];
 
@@ -184,7 +185,7 @@ function establishedFromOwn(ep: LocalWorkloadEndpoint, cfg: DataplaneConfig): Ru
       out.push(
         r(
           [
-            { type: "ct-state", op: "==", states: ["established", "related"] },
+            established(),
             { type: "nfproto", family: f },
             { type: "addr", family: f, dir: "saddr", op: "==", cidrs: own },
           ],

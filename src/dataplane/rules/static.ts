@@ -20,6 +20,7 @@ import {
 } from "../names.js";
 import type { DataplaneConfig, FailsafePort } from "../types.js";
 import { chain } from "./comment.js";
+import { established } from "./endpoint.js";
 import { ACCEPT_MARK, PASS_MARK } from "./marks.js";
 import { families } from "./policy.js";
 
@@ -120,15 +121,14 @@ function hepDispatch(
  * established first too) and the wildcard matches.
  */
 function establishedFastPath(wl: string[]): Rule[] {
-  const established: Match = { type: "ct-state", op: "==", states: ["established", "related"] };
   return [
     {
-      matches: [established],
+      matches: [established()],
       statements: [],
       verdict: { type: "vmap", key: "iifname", map: MAP.fromWlDispatch },
     },
     {
-      matches: [established, { type: "ifname", dir: "iif", op: "!=", names: wl }],
+      matches: [established(), { type: "ifname", dir: "iif", op: "!=", names: wl }],
       statements: [],
       verdict: { type: "vmap", key: "oifname", map: MAP.toWlEstablished },
     },
