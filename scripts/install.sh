@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 #  - openssl: tests make throwaway TLS certificates.
 #  - iputils-ping: the probe agents' ICMP probes (real-traffic tests, the lab's matrix).
 #  - procps (sysctl), util-linux (nsenter): the agent sets interface sysctls and enters namespaces.
-#  - conntrack: the real-traffic tests forget earlier flows between scenarios.
+#  - conntrack: calico-node deletes the flows of a workload address that goes (src/dataplane/
+#    conntrack.ts), and the real-traffic tests forget earlier flows between scenarios.
 #  - netcat-openbsd: nc, the tracer's kernel cross-check sends TCP with it, and the installed
 #    CNI plugins reach calico-node's CNI daemon with `nc -U` (src/cni/install.ts).
 #  - kubernetes-client: kubectl, a real client of calico-apiserver in its tests; only when no

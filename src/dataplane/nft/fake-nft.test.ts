@@ -161,6 +161,23 @@ describe("FakeNft", () => {
     assert.deepEqual((await f.list())?.chains.get("cali-a")?.rules, [{ handle: 6 }]);
   });
 
+  it("keeps the handles of a kernel-refused batch that went on to delete the table", async () => {
+    // Shrunk from equivalence seed 731019377 (nft 1.0.6): the aborted batch's set and map took
+    // handles 5 and 6 of the table it also deleted; the table survives the abort, counter kept.
+    const f = fresh();
+    const rule = { matches: [], statements: [] };
+    refuses(f, {
+      ops: [
+        { op: "delete-chain", chain: "cali-nope" },
+        { op: "add-set", set: { name: "cali60s-y", keyType: "ipv6_addr", interval: true } },
+        { op: "add-map", map: { name: "cali-m", keyType: "ifname" } },
+        { op: "delete-table" },
+      ],
+    });
+    f.applySync({ ops: [{ op: "add-rule", chain: "cali-a", rule }] });
+    assert.deepEqual((await f.list())?.chains.get("cali-a")?.rules, [{ handle: 7 }]);
+  });
+
   it("burns the anonymous-set handle of a rule refused for a missing chain, not a rule handle", async () => {
     // Measured on nft 1.0.6: the literal's NEWSET precedes the NEWRULE in the batch, so the
     // anonymous set takes handle 5 before the kernel finds no chain; the rule takes none.

@@ -180,8 +180,10 @@ export class FakeNft implements Nft {
       if (op.op === "add-set") known.set(op.set.name, op.set.keyType);
       lineOf.push(renderOp(op, (s) => known.get(s)) === undefined ? line : ++line);
     }
-    const existed = this.table !== undefined;
     let state: TableState | undefined = this.table === undefined ? undefined : cloneState(this.table);
+    // The ops change this copy in place until one deletes the table (a table added after that
+    // is a new object): its counter is what the kernel's table has used when the batch aborts.
+    const ours = state;
     let first: { err: OpError; index: number } | undefined;
     let nftFailure: { err: OpError; index: number } | undefined;
     for (const [i, op] of tx.ops.entries()) {
@@ -199,9 +201,10 @@ export class FakeNft implements Nft {
     }
     const failure = nftFailure ?? first;
     if (failure !== undefined) {
-      if (nftFailure === undefined && existed && state !== undefined && this.table !== undefined) {
-        // Handles the aborted batch allocated stay used (the table's counter is not rolled back).
-        this.table.lastHandle = Math.max(this.table.lastHandle, state.lastHandle);
+      if (nftFailure === undefined && ours !== undefined && this.table !== undefined) {
+        // Handles the aborted batch allocated stay used (the table's counter is not rolled back),
+        // also when the batch went on to delete the table.
+        this.table.lastHandle = Math.max(this.table.lastHandle, ours.lastHandle);
       }
       const l = lineOf[failure.index] ?? 0;
       throw new NftApplyError(`nft -f failed: line ${l}: Error: ${failure.err.message}`, script, l);
